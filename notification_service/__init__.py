@@ -1,0 +1,1 @@
+"""notification_service: e-mail and SMS to customers, and the delivery log."""

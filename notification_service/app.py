@@ -1,0 +1,45 @@
+"""create_app(): notification_service's FastAPI app and its settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from notification_service.api import router
+from notification_service.handlers import build_handlers
+from notification_service.providers import SandboxEmailProvider, SendGridEmailProvider
+from shared_runtime.service import create_service_app
+from shared_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_")
+
+    service_name: str = "notification_service"
+    port: int = 5006
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/notifications"
+    shop_name: str = "Demo Shop"
+    email_from: str = "shop@example.com"
+    sendgrid_api_key: str | None = Field(None, validation_alias="SENDGRID_API_KEY")
+    sendgrid_api_host: str = Field("https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
+
+
+async def _on_startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    if settings.sendgrid_api_key:
+        app.state.email_provider = SendGridEmailProvider(
+            settings.sendgrid_api_key, settings.email_from, settings.sendgrid_api_host
+        )
+    else:
+        app.state.email_provider = SandboxEmailProvider()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or Settings(),
+        title="notification_service",
+        routers=[router],
+        handlers=build_handlers,
+        on_startup=_on_startup,
+    )

@@ -1,0 +1,1 @@
+"""What services say to each other: event models, the bus, outbox, inbox, retries and parking."""

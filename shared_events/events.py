@@ -1,0 +1,125 @@
+"""The event catalogue (docs/events.md): flat camelCase bodies, each with ``id`` and ``createdAt``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Event(CamelModel):
+    routing_key: ClassVar[str]
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def event_type(cls) -> str:
+        return cls.__name__
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class OrderLine(CamelModel):
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+class StockLine(CamelModel):
+    product_id: uuid.UUID
+    quantity: int
+
+
+class UserRegistered(Event):
+    routing_key: ClassVar[str] = "user.registered"
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None = None
+
+
+class OrderCreated(Event):
+    routing_key: ClassVar[str] = "order.created"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    total_amount: Decimal
+    currency: str
+    user_email: str
+    items: list[OrderLine]
+
+
+class StockReserved(Event):
+    routing_key: ClassVar[str] = "stock.reserved"
+    order_id: uuid.UUID
+    items: list[StockLine]
+
+
+class StockReservationFailed(Event):
+    routing_key: ClassVar[str] = "stock.reservation_failed"
+    order_id: uuid.UUID
+    reason: str
+    items: list[StockLine]
+
+
+class InventoryUpdated(Event):
+    routing_key: ClassVar[str] = "inventory.updated"
+    product_id: uuid.UUID
+    new_quantity: int
+
+
+class PaymentProcessed(Event):
+    routing_key: ClassVar[str] = "payment.processed"
+    order_id: uuid.UUID
+    payment_id: uuid.UUID | None = None
+    success: bool
+    transaction_id: str | None = None
+    reason: str | None = None
+
+
+class OrderConfirmed(Event):
+    routing_key: ClassVar[str] = "order.confirmed"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+
+
+class OrderCancelled(Event):
+    routing_key: ClassVar[str] = "order.cancelled"
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    user_email: str
+    reason: str
+
+
+class OrderShipped(Event):
+    routing_key: ClassVar[str] = "order.shipped"
+    order_id: uuid.UUID
+    tracking_number: str
+    user_email: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type(): cls
+    for cls in (
+        UserRegistered,
+        OrderCreated,
+        StockReserved,
+        StockReservationFailed,
+        InventoryUpdated,
+        PaymentProcessed,
+        OrderConfirmed,
+        OrderCancelled,
+        OrderShipped,
+    )
+}

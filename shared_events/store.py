@@ -1,0 +1,84 @@
+"""The outbox and inbox tables every service database has, and writing an event to the outbox."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared_events.events import Event
+from shared_runtime.observability import current_request_id
+
+# The relay LISTENs on this channel; NOTIFY is delivered when the writing transaction commits.
+OUTBOX_CHANNEL = "outbox"
+
+metadata = sa.MetaData()
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("routing_key", sa.String(200), nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("headers", JSONB, nullable=False),
+    sa.Column("correlation_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index(
+        "ix_outbox_unpublished",
+        "created_at",
+        postgresql_where=sa.text("published_at IS NULL"),
+    ),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column(
+        "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
+)
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def trace_headers(request_id: str | None = None) -> dict[str, str]:
+    """x-request-id and a W3C traceparent whose trace id is the request id when it can be."""
+    request_id = request_id or current_request_id() or uuid.uuid4().hex
+    trace_id = request_id if _HEX32.match(request_id) else secrets.token_hex(16)
+    return {"x-request-id": request_id, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+
+
+async def add_event(
+    session: AsyncSession, event: Event, *, correlation_id: Any = None
+) -> None:
+    """Write ``event`` to the outbox in the caller's transaction; it is published after commit."""
+    request_headers = trace_headers()
+    await session.execute(
+        outbox.insert().values(
+            id=event.id,
+            event_type=event.event_type(),
+            routing_key=event.routing_key,
+            payload=event.model_dump(mode="json", by_alias=True),
+            headers=request_headers,
+            correlation_id=str(correlation_id or request_headers["x-request-id"]),
+        )
+    )
+    await session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
+
+
+def create_tables(op: Any) -> None:
+    """Called from each service's first Alembic migration: the same two tables everywhere."""
+    metadata.create_all(bind=op.get_bind(), tables=[outbox, inbox])
+
+
+def drop_tables(op: Any) -> None:
+    metadata.drop_all(bind=op.get_bind(), tables=[outbox, inbox])

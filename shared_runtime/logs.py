@@ -1,0 +1,91 @@
+"""Structured JSON logs with the service name, the request id and secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+REDACTED = "[REDACTED]"
+_SECRET_KEYS = re.compile(
+    r"pass(word)?|secret|token|authorization|api[_-]?key|card|cvc|cvv|pan|payment_?method",
+    re.IGNORECASE,
+)
+# Bearer tokens, JWTs and card-like digit runs inside free text.
+_SECRET_TEXT = [
+    re.compile(r"(?i)bearer\s+[A-Za-z0-9\-_.=]+"),
+    re.compile(r"eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*"),
+    re.compile(r"\b(?:\d[ -]?){13,19}\b"),
+]
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        for pattern in _SECRET_TEXT:
+            value = pattern.sub(REDACTED, value)
+        return value
+    if isinstance(value, dict):
+        return {k: REDACTED if _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+def _is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and bool(_SECRET_KEYS.search(key))
+
+
+def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: passwords, tokens and card data never reach a log line."""
+    return {
+        k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()
+    }
+
+
+def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> None:
+    """Route structlog and the standard library's logging to one JSON line per record."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _add_service(service_name),
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's own access log is replaced by ours (one line per request, with the request id).
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def _add_service(service_name: str) -> Any:
+    def add_service(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("service", service_name)
+        return event_dict
+
+    return add_service

@@ -1,0 +1,127 @@
+"""The one way a service process is built: create_service_app() wires the shared parts.
+
+Each service's ``app.py`` calls it with its settings, routers and event handlers; the
+lifespan makes the engine, Redis, the bus, the outbox relay and the consumer, keeps them on
+``app.state`` and closes them on shutdown. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as redis
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from shared_events.bus import EventBus
+from shared_events.consumer import EventConsumer, Handler
+from shared_events.events import Event
+from shared_events.relay import OutboxRelay
+from shared_runtime.db import create_engine, create_sessionmaker
+from shared_runtime.errors import install_error_handlers
+from shared_runtime.health import ReadinessCheck, database_check, redis_check
+from shared_runtime.health import router as health_router
+from shared_runtime.logs import configure_logging
+from shared_runtime.observability import RequestContextMiddleware, metrics_endpoint
+from shared_runtime.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+HandlerFactory = Callable[[FastAPI], dict[type[Event], Handler]]
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: list[APIRouter],
+    handlers: HandlerFactory | None = None,
+    uses_redis: bool = False,
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
+) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        checks: dict[str, ReadinessCheck] = {"database": database_check(engine)}
+        app.state.readiness_checks = checks
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            if uses_redis:
+                app.state.redis = redis.Redis.from_url(
+                    settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+                )
+                stack.push_async_callback(app.state.redis.aclose)
+                checks["redis"] = redis_check(app.state.redis)
+
+            bus = EventBus(settings.amqp_url, settings.events_exchange, settings.service_name)
+            await bus.connect()
+            stack.push_async_callback(bus.close)
+            app.state.bus = bus
+            checks["broker"] = bus.check
+
+            relay = OutboxRelay(
+                service=settings.service_name,
+                bus=bus,
+                sessionmaker=app.state.sessionmaker,
+                database_url=settings.database_url,
+                batch_size=settings.outbox_batch_size,
+                poll_interval_s=settings.outbox_poll_interval_s,
+            )
+            relay.start()
+            stack.push_async_callback(relay.stop)
+            app.state.relay = relay
+
+            if on_startup is not None:
+                await on_startup(app)
+            if on_shutdown is not None:
+                stack.push_async_callback(on_shutdown, app)
+
+            if handlers is not None:
+                consumer = EventConsumer(
+                    service=settings.service_name,
+                    bus=bus,
+                    sessionmaker=app.state.sessionmaker,
+                    handlers=handlers(app),
+                    prefetch=settings.consumer_prefetch,
+                    max_attempts=settings.max_delivery_attempts,
+                    base_delay_ms=settings.retry_base_delay_ms,
+                )
+                await consumer.start()
+                stack.push_async_callback(consumer.stop)
+                app.state.consumer = consumer
+
+            log.info("service_started", port=settings.port)
+            yield
+            log.info("service_stopping")
+
+    app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def serve(app: Any, settings: ServiceSettings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,1 @@
+"""user_service: accounts, login and JWT access tokens."""

@@ -1,0 +1,48 @@
+"""python -m user_service [serve | migrate | create-admin --email E --password P]."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from shared_runtime.cli import run_service_cli
+from shared_runtime.db import create_engine, create_sessionmaker
+from user_service.app import Settings, create_app
+from user_service.domain import make_admin
+from user_service.schemas import RegisterRequest
+
+
+def create_admin(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m user_service create-admin")
+    parser.add_argument("--email", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--full-name", default="Administrator")
+    args = parser.parse_args(argv)
+    # The same validation as the API's register.
+    body = RegisterRequest(email=args.email, password=args.password, full_name=args.full_name)
+
+    async def run() -> None:
+        engine = create_engine(Settings().database_url, pool_size=1)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                user = await make_admin(
+                    session, email=body.email, password=body.password, full_name=body.full_name
+                )
+                print(f"admin {user.email} ({user.id})")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(
+        run_service_cli(
+            package_file=__file__,
+            settings_factory=Settings,
+            app_factory=create_app,
+            commands={"create-admin": create_admin},
+        )
+    )

@@ -1,0 +1,42 @@
+"""create_app(): user_service's FastAPI app and its settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
+from shared_runtime.service import create_service_app
+from shared_runtime.settings import ServiceSettings
+from user_service.api import router
+from user_service.domain import LoginThrottle
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="USER_")
+
+    service_name: str = "user_service"
+    port: int = 5001
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/users"
+    login_failures_per_email: int = 5
+    login_failures_per_ip: int = 20
+    login_failure_window_s: int = 900
+
+
+async def _on_startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.login_throttle = LoginThrottle(
+        app.state.redis,
+        per_email=settings.login_failures_per_email,
+        per_ip=settings.login_failures_per_ip,
+        window_s=settings.login_failure_window_s,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or Settings(),
+        title="user_service",
+        routers=[router],
+        uses_redis=True,
+        on_startup=_on_startup,
+    )

@@ -1,0 +1,153 @@
+"""Accounts: registration, password checks, login throttling, admins."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import bcrypt
+import redis.asyncio as redis
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared_events.events import UserRegistered
+from shared_events.store import add_event
+from shared_runtime.errors import ApiError
+from user_service.models import User
+
+log = structlog.get_logger(__name__)
+
+BCRYPT_COST = 10
+# Compared against when the e-mail is unknown, so a miss costs as much as a hit.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(BCRYPT_COST))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def hash_password(password: str) -> str:
+    hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))
+    return hashed.decode()
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    candidate = password.encode()
+    if len(candidate) > 72:
+        return False
+    stored = password_hash.encode() if password_hash else _DUMMY_HASH
+    matches = await asyncio.to_thread(bcrypt.checkpw, candidate, stored)
+    return matches and password_hash is not None
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+async def register_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    phone: str | None = None,
+    role: str = "customer",
+) -> User:
+    """Create the account and write UserRegistered to the outbox in the same transaction."""
+    email = normalise_email(email)
+    if await find_by_email(session, email) is not None:
+        raise _email_taken()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        password_hash=await hash_password(password),
+        full_name=full_name,
+        phone=phone,
+        role=role,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration with the same e-mail won
+        raise _email_taken() from exc
+    await add_event(
+        session,
+        UserRegistered(user_id=user.id, email=email, full_name=full_name, phone=phone),
+        correlation_id=user.id,
+    )
+    return user
+
+
+def _email_taken() -> ApiError:
+    return ApiError(409, "email_taken", "An account with this e-mail already exists.")
+
+
+async def make_admin(session: AsyncSession, *, email: str, password: str, full_name: str) -> User:
+    """Create an administrator, or promote an existing account and set its password."""
+    user = await find_by_email(session, email)
+    if user is None:
+        return await register_user(
+            session, email=email, password=password, full_name=full_name, role="admin"
+        )
+    user.role = "admin"
+    user.password_hash = await hash_password(password)
+    return user
+
+
+class LoginThrottle:
+    """Counts failed logins per e-mail and per client IP in Redis, over a sliding window.
+
+    If Redis is unreachable the throttle lets logins through and says so in the log:
+    a Redis outage must not lock every customer out.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, per_email: int, per_ip: int, window_s: int
+    ) -> None:
+        self.client = client
+        self.limits = {"email": per_email, "ip": per_ip}
+        self.window_s = window_s
+
+    def _keys(self, email: str, ip: str) -> dict[str, str]:
+        return {"email": f"login-failures:email:{normalise_email(email)}", "ip": f"login-failures:ip:{ip}"}
+
+    async def check(self, email: str, ip: str) -> None:
+        keys = self._keys(email, ip)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys.values():
+                    pipe.get(key)
+                    pipe.ttl(key)
+                values = await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+            return
+        for index, kind in enumerate(keys):
+            count, ttl = values[2 * index], values[2 * index + 1]
+            if count is not None and int(count) >= self.limits[kind]:
+                retry_after = max(int(ttl), 1)
+                raise ApiError(
+                    429,
+                    "too_many_attempts",
+                    "Too many failed logins. Try again later.",
+                    {"retryAfterSeconds": retry_after},
+                    headers={"Retry-After": str(retry_after)},
+                )
+
+    async def record_failure(self, email: str, ip: str) -> None:
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in self._keys(email, ip).values():
+                    pipe.incr(key)
+                    pipe.expire(key, self.window_s, nx=True)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+
+    async def record_success(self, email: str, ip: str) -> None:
+        try:
+            await self.client.delete(self._keys(email, ip)["email"])
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))

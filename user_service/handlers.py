@@ -1,0 +1,1 @@
+"""Event consumers of user_service: none yet; it only publishes UserRegistered."""

@@ -1,0 +1,29 @@
+"""The users table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    # Stored normalised (lower case), so the unique index is the duplicate check.
+    email: Mapped[str] = mapped_column(sa.String(320), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    full_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    phone: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    role: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="customer")
+    created_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    )

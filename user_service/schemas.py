@@ -1,0 +1,58 @@
+"""Request and response bodies of user_service (camelCase on the wire)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import EmailStr, Field, field_validator
+
+from shared_events.events import CamelModel
+
+E164 = r"^\+[1-9]\d{1,14}$"
+# bcrypt reads at most 72 bytes; a longer password would be silently truncated.
+MAX_PASSWORD_BYTES = 72
+
+
+class RegisterRequest(CamelModel):
+    email: EmailStr
+    password: str = Field(min_length=8, description="8 characters or more, 72 bytes at most")
+    full_name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(default=None, pattern=E164, description="E.164, e.g. +14155550100")
+
+    @field_validator("password")
+    @classmethod
+    def password_fits_bcrypt(cls, value: str) -> str:
+        if len(value.encode()) > MAX_PASSWORD_BYTES:
+            raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+        return value
+
+    @field_validator("full_name")
+    @classmethod
+    def full_name_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+
+class LoginRequest(CamelModel):
+    # Plain strings: a malformed e-mail is just a failed login (401), with no hint why.
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class TokenResponse(CamelModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserResponse(CamelModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None
+    role: str
+    created_at: datetime

@@ -45,7 +45,9 @@ async def send_email(
         return
     rendered = render(template, "email", values)
     # Raises ProviderError on failure: the transaction rolls back and the consumer retries.
-    message_id = await provider.send(EmailMessage(to=to, subject=rendered.subject, text=rendered.text))
+    message_id = await provider.send(
+        EmailMessage(to=to, subject=rendered.subject, text=rendered.text)
+    )
     session.add(
         Delivery(
             event_id=event.id,

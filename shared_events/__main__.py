@@ -35,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(dataclasses.asdict(message)))
         print(f"{len(parked)} parked message(s) in {args.service}.parked", file=sys.stderr)
     else:
-        count = asyncio.run(
-            replay_parked(args.amqp_url, args.service, args.limit, args.message_id)
-        )
+        count = asyncio.run(replay_parked(args.amqp_url, args.service, args.limit, args.message_id))
         print(f"replayed {count} message(s) to {args.service}", file=sys.stderr)
     return 0
 

@@ -14,7 +14,7 @@ PUBLISH_TIMEOUT_S = 10.0
 
 
 class EventBus:
-    """One robust connection per process: a confirming channel for publishing, others for consumers."""
+    """One robust connection per process: a confirming channel to publish, others to consume."""
 
     def __init__(self, amqp_url: str, exchange_name: str, connection_name: str) -> None:
         self.amqp_url = amqp_url
@@ -43,7 +43,7 @@ class EventBus:
             reconnect_interval=1,
             heartbeat=30,
         )
-        self._publish_channel = await self._connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
         assert self._publish_channel is not None
         self._exchange = await declare_exchange(self._publish_channel, self.exchange_name)
 

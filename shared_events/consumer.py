@@ -104,7 +104,7 @@ class EventConsumer:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})
-        attempt = int(headers.get(ATTEMPT_HEADER, 1))  # type: ignore[call-overload]
+        attempt = _attempt(headers.get(ATTEMPT_HEADER))
         request_id = _text(headers.get("x-request-id"))
         event_type = message.type or "unknown"
         structlog.contextvars.clear_contextvars()
@@ -115,29 +115,43 @@ class EventConsumer:
             event_id=message.message_id,
         )
         try:
-            entry = self.handlers.get(event_type)
-            if entry is None:
-                await self._park(message, attempt, f"no handler for event type {event_type!r}")
-                return
-            event_cls, handler = entry
-            try:
-                event = event_cls.model_validate_json(message.body)
-            except ValidationError as exc:
-                # A malformed body will not improve with retries.
-                await self._park(message, attempt, f"invalid {event_type} body: {exc}")
-                return
-            context = EventContext(attempt, message.correlation_id, request_id)
-            try:
-                handled = await self._handle(event, handler, context)
-            except Exception as exc:
-                await self._retry_or_park(message, attempt, exc)
-                return
-            await message.ack()
-            outcome = "processed" if handled else "duplicate"
-            EVENTS_CONSUMED.labels(self.service, event_type, outcome).inc()
-            log.info("event_handled", outcome=outcome, attempt=attempt)
+            await self._process(message, event_type, attempt, request_id)
+        except Exception as exc:
+            # The channel went away under us (broker restart, closed connection): the
+            # message was not acked, so the broker redelivers it and the inbox keeps
+            # the effect single.
+            log.warning("event_delivery_interrupted", error=repr(exc))
         finally:
             structlog.contextvars.clear_contextvars()
+
+    async def _process(
+        self,
+        message: AbstractIncomingMessage,
+        event_type: str,
+        attempt: int,
+        request_id: str | None,
+    ) -> None:
+        entry = self.handlers.get(event_type)
+        if entry is None:
+            await self._park(message, attempt, f"no handler for event type {event_type!r}")
+            return
+        event_cls, handler = entry
+        try:
+            event = event_cls.model_validate_json(message.body)
+        except ValidationError as exc:
+            # A malformed body will not improve with retries.
+            await self._park(message, attempt, f"invalid {event_type} body: {exc}")
+            return
+        context = EventContext(attempt, message.correlation_id, request_id)
+        try:
+            handled = await self._handle(event, handler, context)
+        except Exception as exc:
+            await self._retry_or_park(message, attempt, exc)
+            return
+        await message.ack()
+        outcome = "processed" if handled else "duplicate"
+        EVENTS_CONSUMED.labels(self.service, event_type, outcome).inc()
+        log.info("event_handled", outcome=outcome, attempt=attempt)
 
     async def _handle(self, event: Event, handler: Handler, context: EventContext) -> bool:
         """Run the handler and record the event id in one transaction; False for a duplicate."""
@@ -163,9 +177,7 @@ class EventConsumer:
             return
         delay = self.delays_ms[attempt - 1]
         log.warning("event_retry_scheduled", attempt=attempt, delay_ms=delay, error=error)
-        await self._republish(
-            message, retry_queue_name(self.service, delay), attempt + 1, error
-        )
+        await self._republish(message, retry_queue_name(self.service, delay), attempt + 1, error)
         EVENTS_CONSUMED.labels(self.service, message.type or "unknown", "retried").inc()
 
     async def _park(self, message: AbstractIncomingMessage, attempt: int, error: str) -> None:
@@ -203,6 +215,13 @@ class EventConsumer:
             exchange=self._channel.default_exchange,
         )
         await message.ack()
+
+
+def _attempt(value: Any) -> int:
+    try:
+        return max(int(value), 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def _text(value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""The event catalogue (docs/events.md): flat camelCase bodies, each with ``id`` and ``createdAt``."""
+"""The event catalogue (docs/events.md): flat camelCase bodies with ``id`` and ``createdAt``."""
 
 from __future__ import annotations
 

@@ -53,8 +53,10 @@ class OutboxRelay:
         self.service = service
         self.bus = bus
         self.sessionmaker = sessionmaker
-        self.listen_dsn = make_url(database_url).set(drivername="postgresql").render_as_string(
-            hide_password=False
+        self.listen_dsn = (
+            make_url(database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
         )
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
@@ -128,7 +130,10 @@ class OutboxRelay:
             PUBLISH_FAILURES.labels(self.service).inc(failed)
             first_error = next(r for r in results if r is not None)
             log.warning(
-                "outbox_publish_failed", service=self.service, failed=failed, error=repr(first_error)
+                "outbox_publish_failed",
+                service=self.service,
+                failed=failed,
+                error=repr(first_error),
             )
         return len(sent), failed
 

@@ -28,7 +28,9 @@ outbox = sa.Table(
     sa.Column("payload", JSONB, nullable=False),
     sa.Column("headers", JSONB, nullable=False),
     sa.Column("correlation_id", sa.String(200), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index(
         "ix_outbox_unpublished",
@@ -57,9 +59,7 @@ def trace_headers(request_id: str | None = None) -> dict[str, str]:
     return {"x-request-id": request_id, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
 
 
-async def add_event(
-    session: AsyncSession, event: Event, *, correlation_id: Any = None
-) -> None:
+async def add_event(session: AsyncSession, event: Event, *, correlation_id: Any = None) -> None:
     """Write ``event`` to the outbox in the caller's transaction; it is published after commit."""
     request_headers = trace_headers()
     await session.execute(

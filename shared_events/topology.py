@@ -1,4 +1,4 @@
-"""Names and declarations of the exchange and of each service's queue, retry queues and parking queue.
+"""The exchange and each service's queue, retry queues and parking queue.
 
 For a service ``S``:
 

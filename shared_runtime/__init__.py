@@ -1,1 +1,1 @@
-"""What every service process runs on: settings, logging, database, errors, health, metrics, auth."""
+"""What every service process runs on: settings, logs, database, errors, health, metrics, auth."""

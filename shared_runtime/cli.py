@@ -18,7 +18,7 @@ def run_service_cli(
     *,
     package_file: str,
     settings_factory: Callable[[], ServiceSettings],
-    app_factory: Callable[[ServiceSettings], Any],
+    app_factory: Callable[[Any], Any],
     commands: dict[str, Command] | None = None,
     argv: list[str] | None = None,
 ) -> int:

@@ -18,7 +18,8 @@ _SECRET_KEYS = re.compile(
 _SECRET_TEXT = [
     re.compile(r"(?i)bearer\s+[A-Za-z0-9\-_.=]+"),
     re.compile(r"eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*"),
-    re.compile(r"\b(?:\d[ -]?){13,19}\b"),
+    # 13-19 digits, maybe grouped by spaces or dashes, not part of a longer id (a UUID).
+    re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])"),
 ]
 
 
@@ -40,9 +41,7 @@ def _is_secret_key(key: object) -> bool:
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: passwords, tokens and card data never reach a log line."""
-    return {
-        k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()
-    }
+    return {k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()}
 
 
 def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> None:
@@ -54,9 +53,7 @@ def configure_logging(service_name: str, level: str = "INFO", json: bool = True)
         structlog.processors.format_exc_info,
         redact_secrets,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -51,7 +51,7 @@ async def login(body: LoginRequest, request: Request, session: SessionDep) -> To
         raise ApiError(401, "invalid_credentials", "The e-mail or password is not correct.")
     assert user is not None
     await throttle.record_success(body.email, ip)
-    claims = Claims(sub=user.id, email=user.email, full_name=user.full_name, role=user.role)  # type: ignore[arg-type]
+    claims = Claims(sub=user.id, email=user.email, full_name=user.full_name, role=user.role)
     token = create_access_token(claims, settings.jwt_secret, settings.jwt_ttl_seconds)
     return TokenResponse(access_token=token, expires_in=settings.jwt_ttl_seconds)
 

@@ -103,15 +103,16 @@ class LoginThrottle:
     a Redis outage must not lock every customer out.
     """
 
-    def __init__(
-        self, client: redis.Redis, *, per_email: int, per_ip: int, window_s: int
-    ) -> None:
+    def __init__(self, client: redis.Redis, *, per_email: int, per_ip: int, window_s: int) -> None:
         self.client = client
         self.limits = {"email": per_email, "ip": per_ip}
         self.window_s = window_s
 
     def _keys(self, email: str, ip: str) -> dict[str, str]:
-        return {"email": f"login-failures:email:{normalise_email(email)}", "ip": f"login-failures:ip:{ip}"}
+        return {
+            "email": f"login-failures:email:{normalise_email(email)}",
+            "ip": f"login-failures:ip:{ip}",
+        }
 
     async def check(self, email: str, ip: str) -> None:
         keys = self._keys(email, ip)

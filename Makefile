@@ -1,0 +1,61 @@
+# The e-commerce backend: `make dev` runs it, `make test` proves it.
+PY := .venv/bin/python
+STACK := $(PY) scripts/stack.py
+
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin
+
+help:
+	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
+	@echo "make stop     stop the services and the gateway started by make dev"
+	@echo "make status   what is running"
+	@echo "make logs     follow the services' logs"
+	@echo "make test     lint, type-check and the whole test suite (starts what it needs)"
+	@echo "make dlq-list SERVICE=notification_service    parked messages of a service"
+	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
+	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
+
+dev:
+	@bash scripts/bootstrap.sh
+	@$(STACK) start --name dev --gateway-port 8080
+	@echo
+	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
+	@echo "  user_service       http://localhost:5001/docs"
+	@echo "  notification       http://localhost:5006/docs"
+	@echo "  RabbitMQ UI        http://localhost:15672  (guest/guest)"
+	@echo "  logs               .run/dev/logs/   (make logs)"
+	@echo "  stop               make stop"
+
+stop:
+	@$(STACK) stop --name dev
+
+status:
+	@$(STACK) status --name dev
+
+logs:
+	@tail -F .run/dev/logs/*.log
+
+lint:
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy shared_runtime shared_events user_service notification_service scripts nginx
+
+format:
+	@$(PY) -m ruff format .
+	@$(PY) -m ruff check --fix .
+
+test:
+	@bash scripts/bootstrap.sh
+	@$(MAKE) --no-print-directory lint
+	@$(PY) -m pytest
+
+test-fast:
+	@$(PY) -m pytest tests/unit -q
+
+dlq-list:
+	@$(PY) -m shared_events dlq list $(SERVICE)
+
+dlq-replay:
+	@$(PY) -m shared_events dlq replay $(SERVICE)
+
+create-admin:
+	@$(PY) -m user_service create-admin --email "$(EMAIL)" --password "$(PASSWORD)"

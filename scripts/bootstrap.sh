@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Install and start what the project needs on a Debian/Ubuntu machine, idempotently:
+# PostgreSQL, Redis, RabbitMQ (with its management plugin), nginx and the Python environment.
+# Anything already installed or running is left as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v psql >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql postgresql-client)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
+  echo "PostgreSQL answers but user 'postgres' cannot log in over TCP without a password." >&2
+  echo "Allow it (trust for 127.0.0.1 in pg_hba.conf) or set *_DATABASE_URL with a password." >&2
+  exit 1
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  say "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ecommerce.log
+  for _ in $(seq 1 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+fi
+as_root rabbitmqctl -q await_startup --timeout 60 >/dev/null
+if ! as_root rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
+  say "enabling the RabbitMQ management UI"
+  as_root rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+fi
+# The tests use a vhost of their own, so a running dev stack never sees their messages.
+if ! as_root rabbitmqctl -q list_vhosts | grep -qx ecommerce_test; then
+  as_root rabbitmqctl -q add_vhost ecommerce_test >/dev/null
+fi
+as_root rabbitmqctl -q set_permissions -p ecommerce_test guest '.*' '.*' '.*' >/dev/null
+
+if command -v uv >/dev/null 2>&1; then
+  uv=(uv)
+else
+  python3 -m uv --version >/dev/null 2>&1 || {
+    say "installing uv"
+    python3 -m pip install --quiet --disable-pip-version-check uv
+  }
+  uv=(python3 -m uv)
+fi
+"${uv[@]}" sync --frozen --quiet

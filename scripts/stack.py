@@ -1,0 +1,173 @@
+"""Start, stop and inspect a local stack: the services as processes and the nginx gateway.
+
+    python scripts/stack.py start [--name dev] [--gateway-port 8080] [--port-offset 0]
+    python scripts/stack.py stop [--name dev]
+    python scripts/stack.py status [--name dev]
+
+Each stack keeps its pid files and logs in .run/<name>/. Starting twice is fine: a service
+that is already up is left alone. ``make dev`` runs the "dev" stack; the end-to-end tests
+run a "test" stack on other ports, databases and a RabbitMQ vhost of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nginx.render import render  # noqa: E402
+
+# service package -> (env prefix, port, database)
+SERVICES: dict[str, tuple[str, int, str]] = {
+    "user_service": ("USER", 5001, "users"),
+    "notification_service": ("NOTIFICATION", 5006, "notifications"),
+}
+PYTHON = sys.executable
+
+
+def _alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _get(url: str, timeout: float = 1.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+def _wait(url: str, deadline_s: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if _get(url) == 200:
+            return
+        time.sleep(0.2)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    raise SystemExit(f"{what} did not become ready at {url} within {deadline_s:.0f}s\n{tail}")
+
+
+def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
+    prefix, port, database = SERVICES[service]
+    env = dict(os.environ)
+    env[f"{prefix}_PORT"] = str(port + args.port_offset)
+    env.setdefault(
+        f"{prefix}_DATABASE_URL",
+        f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}{args.db_suffix}",
+    )
+    if args.amqp_url:
+        env["AMQP_URL"] = args.amqp_url
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def start(args: argparse.Namespace) -> None:
+    run = ROOT / ".run" / args.name
+    (run / "logs").mkdir(parents=True, exist_ok=True)
+    started = []
+    for service in SERVICES:
+        env = service_env(args, service)
+        subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+        pid_file = run / f"{service}.pid"
+        if _alive(pid_file):
+            continue
+        log = run / "logs" / f"{service}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [PYTHON, "-m", service],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        pid_file.write_text(str(process.pid))
+        started.append((service, log))
+    for service in SERVICES:
+        port = SERVICES[service][1] + args.port_offset
+        _wait(f"http://127.0.0.1:{port}/ready", 60, service, run / "logs" / f"{service}.log")
+
+    upstreams = {
+        service: [f"127.0.0.1:{SERVICES[service][1] + args.port_offset}"] for service in SERVICES
+    }
+    conf = render(run / "nginx", str(args.gateway_port), upstreams)
+    nginx_pid = run / "nginx" / "nginx.pid"
+    if _alive(nginx_pid):
+        subprocess.run(
+            ["nginx", "-p", str(run / "nginx"), "-c", str(conf), "-s", "reload"], check=True
+        )
+    else:
+        subprocess.run(["nginx", "-p", str(run / "nginx"), "-c", str(conf)], check=True)
+    _wait(f"http://127.0.0.1:{args.gateway_port}/health", 15, "gateway")
+    names = ", ".join(s for s, _ in started) or "none (all were running)"
+    print(f"[{args.name}] started: {names}; gateway on http://localhost:{args.gateway_port}")
+
+
+def stop(args: argparse.Namespace) -> None:
+    run = ROOT / ".run" / args.name
+    nginx_pid = run / "nginx" / "nginx.pid"
+    pid = _alive(nginx_pid)
+    if pid:
+        os.kill(pid, signal.SIGQUIT)
+    pids = {}
+    for service in SERVICES:
+        pid = _alive(run / f"{service}.pid")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            pids[service] = pid
+    deadline = time.monotonic() + 15
+    for service, pid in pids.items():
+        while time.monotonic() < deadline and _alive(run / f"{service}.pid"):
+            time.sleep(0.1)
+        if _alive(run / f"{service}.pid"):
+            os.kill(pid, signal.SIGKILL)
+        (run / f"{service}.pid").unlink(missing_ok=True)
+    print(f"[{args.name}] stopped: {', '.join(pids) or 'nothing was running'}")
+
+
+def status(args: argparse.Namespace) -> None:
+    run = ROOT / ".run" / args.name
+    for service, (_, port, _) in SERVICES.items():
+        pid = _alive(run / f"{service}.pid")
+        ready = _get(f"http://127.0.0.1:{port + args.port_offset}/ready")
+        state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"
+        print(f"{service:22} :{port + args.port_offset}  {state}")
+    gateway = _get(f"http://127.0.0.1:{args.gateway_port}/health")
+    print(f"{'gateway (nginx)':22} :{args.gateway_port}  /health {gateway or 'no answer'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--name", default="dev")
+    parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument("--port-offset", type=int, default=0)
+    parser.add_argument("--db-suffix", default="")
+    parser.add_argument("--amqp-url", default=None)
+    args = parser.parse_args()
+    {"start": start, "stop": stop, "status": status}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Accounts and the welcome e-mail, through the nginx gateway, as a storefront would use them."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import service_url
+from tests.support import error_of, eventually
+
+
+def new_email() -> str:
+    return f"Shopper.{uuid.uuid4().hex[:10]}@Example.com"
+
+
+async def register(gateway: httpx.AsyncClient, email: str, password: str = "correct-horse") -> dict:
+    response = await gateway.post(
+        "/users/register", json={"email": email, "password": password, "fullName": "Sam Shopper"}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def login(gateway: httpx.AsyncClient, email: str, password: str = "correct-horse") -> str:
+    response = await gateway.post("/users/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["accessToken"])
+
+
+async def test_register_login_me_and_the_welcome_email(gateway: httpx.AsyncClient):
+    email = new_email()
+    user = await register(gateway, email)
+    assert user["email"] == email.lower()
+    assert user["fullName"] == "Sam Shopper"
+    assert user["role"] == "customer"
+    assert "password" not in str(user).lower()
+
+    login_response = await gateway.post(
+        "/users/login", json={"email": email.upper(), "password": "correct-horse"}
+    )
+    assert login_response.status_code == 200
+    body = login_response.json()
+    assert body["tokenType"] == "bearer"
+    assert body["expiresIn"] == 24 * 3600
+    auth = {"Authorization": f"Bearer {body['accessToken']}"}
+
+    me = await gateway.get("/users/me", headers=auth)
+    assert me.status_code == 200
+    assert me.json()["id"] == user["id"]
+
+    notifications = await eventually(
+        lambda: gateway.get("/notifications", headers=auth),
+        until=lambda r: r.status_code == 200 and r.json()["total"] == 1,
+        timeout=2.0,
+        what="the welcome e-mail in the delivery log",
+    )
+    [welcome] = notifications.json()["items"]
+    assert welcome["channel"] == "email"
+    assert welcome["template"] == "welcome"
+    assert welcome["status"] == "delivered"
+    assert welcome["recipient"] == email.lower()
+    assert welcome["attempts"] == 1
+
+
+async def test_notifications_are_the_callers_own(gateway: httpx.AsyncClient):
+    first, second = new_email(), new_email()
+    await register(gateway, first)
+    await register(gateway, second)
+    auth = {"Authorization": f"Bearer {await login(gateway, first)}"}
+    response = await eventually(
+        lambda: gateway.get("/notifications", headers=auth),
+        until=lambda r: r.json().get("total") == 1,
+    )
+    assert {item["recipient"] for item in response.json()["items"]} == {first.lower()}
+
+
+async def test_duplicate_email_is_a_conflict(gateway: httpx.AsyncClient):
+    email = new_email()
+    await register(gateway, email)
+    response = await gateway.post(
+        "/users/register",
+        json={"email": email.lower(), "password": "another-pass", "fullName": "Copy Cat"},
+    )
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "email_taken"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "not-an-email", "password": "long-enough", "fullName": "A"}, "email"),
+        ({"email": "a@example.com", "password": "short", "fullName": "A"}, "password"),
+        ({"email": "a@example.com", "password": "x" * 73, "fullName": "A"}, "password"),
+        ({"email": "a@example.com", "password": "long-enough", "fullName": "  "}, "fullName"),
+        ({"email": "a@example.com", "password": "long-enough"}, "fullName"),
+        (
+            {"email": "a@example.com", "password": "long-enough", "fullName": "A", "phone": "555"},
+            "phone",
+        ),
+    ],
+)
+async def test_invalid_registration_is_422_and_creates_nothing(
+    gateway: httpx.AsyncClient, body: dict, field: str
+):
+    response = await gateway.post("/users/register", json=body)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert field in {d["field"] for d in error["details"]}
+    if body.get("email") == "a@example.com":
+        login = await gateway.post(
+            "/users/login", json={"email": body["email"], "password": body["password"][:72]}
+        )
+        assert login.status_code == 401  # no account was made
+
+
+async def test_wrong_password_and_unknown_email_look_the_same(gateway: httpx.AsyncClient):
+    email = new_email()
+    await register(gateway, email)
+    wrong = await gateway.post("/users/login", json={"email": email, "password": "not-this-one"})
+    unknown = await gateway.post(
+        "/users/login", json={"email": new_email(), "password": "not-this-one"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert error_of(wrong) == error_of(unknown)
+
+
+async def test_repeated_failures_for_one_email_are_throttled(gateway: httpx.AsyncClient):
+    email = new_email()
+    await register(gateway, email)
+    statuses = []
+    for _ in range(6):
+        response = await gateway.post(
+            "/users/login", json={"email": email, "password": "nope-nope"}
+        )
+        statuses.append(response.status_code)
+    assert statuses == [401] * 5 + [429]
+    assert "Retry-After" in response.headers
+    # Even the right password waits out the window.
+    right = await gateway.post("/users/login", json={"email": email, "password": "correct-horse"})
+    assert right.status_code == 429
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not.a.jwt"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
+)
+async def test_me_needs_a_valid_token(gateway: httpx.AsyncClient, headers: dict):
+    response = await gateway.get("/users/me", headers=headers)
+    assert response.status_code == 401
+    assert error_of(response)["code"] in {"unauthorized", "invalid_token"}
+
+
+async def test_request_id_is_passed_through_or_made(gateway: httpx.AsyncClient):
+    given = await gateway.get("/users/me", headers={"X-Request-ID": "storefront-42"})
+    assert given.headers["X-Request-ID"] == "storefront-42"
+    assert given.headers.get_list("X-Request-ID") == ["storefront-42"]
+    made = await gateway.get("/users/me")
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+
+
+async def test_unknown_route_and_oversized_body_answer_in_the_error_shape(
+    gateway: httpx.AsyncClient,
+):
+    missing = await gateway.get("/no-such-thing")
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "not_found"
+    huge = await gateway.post(
+        "/users/register", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"}
+    )
+    assert huge.status_code == 413
+    assert error_of(huge)["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("port", [5001, 5006])
+async def test_every_service_answers_health_ready_and_metrics(stack: str, port: int):
+    async with httpx.AsyncClient(base_url=service_url(port)) as client:
+        assert (await client.get("/health")).json() == {"status": "healthy"}
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert set(ready.json()["checks"].values()) == {"ok"}
+        metrics = await client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "http_requests_total" in metrics.text
+        assert "http_request_duration_seconds_bucket" in metrics.text

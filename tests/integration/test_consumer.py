@@ -1,0 +1,247 @@
+"""The consumer: inbox idempotency, retries with backoff, parking and replay, broker faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from shared_events.bus import EventBus
+from shared_events.consumer import EventConsumer
+from shared_events.events import UserRegistered
+from shared_events.parking import list_parked, replay_parked
+from shared_events.relay import OutboxRelay
+from shared_events.store import add_event
+from tests.integration.conftest import effects
+from tests.support import AMQP_URL, AMQP_VHOST, eventually, rabbitmqctl
+
+
+def registered() -> UserRegistered:
+    user = uuid.uuid4()
+    return UserRegistered(user_id=user, email=f"{user.hex[:8]}@example.com", full_name="Test")
+
+
+async def publish(bus: EventBus, event: UserRegistered) -> None:
+    await bus.publish(
+        body=event.to_json(),
+        event_type=event.event_type(),
+        message_id=str(event.id),
+        routing_key=event.routing_key,
+        correlation_id=str(event.user_id),
+        headers={"x-request-id": "test"},
+    )
+
+
+async def effect_rows(sessionmaker) -> list:
+    async with sessionmaker() as session:
+        return list((await session.execute(sa.select(effects))).all())
+
+
+def consumer_for(bus, sessionmaker, service, handler, **kwargs) -> EventConsumer:
+    options = {"prefetch": 50, "max_attempts": 3, "base_delay_ms": 200} | kwargs
+    return EventConsumer(
+        service=service,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        handlers={UserRegistered: handler},
+        **options,
+    )
+
+
+async def record(session, event, context) -> None:
+    await session.execute(effects.insert().values(event_id=event.id, attempt=context.attempt))
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(bus, sessionmaker, names):
+    calls = []
+
+    async def handler(session, event, context):
+        calls.append(event.id)
+        await record(session, event, context)
+
+    consumer = consumer_for(bus, sessionmaker, names["service"], handler)
+    await consumer.start()
+    try:
+        event, other = registered(), registered()
+        await publish(bus, event)
+        await publish(bus, event)
+        await publish(bus, other)  # published last: once it is handled, so are the others
+        rows = await eventually(
+            lambda: effect_rows(sessionmaker),
+            until=lambda rows: other.id in {r.event_id for r in rows},
+        )
+        # The duplicate may still be in flight; wait until the queue is drained.
+        await eventually(lambda: _queue_depth(names["service"]), until=lambda n: n == 0)
+        rows = await effect_rows(sessionmaker)
+        assert sorted(r.event_id for r in rows) == sorted([event.id, other.id])
+        assert calls.count(event.id) == 1
+    finally:
+        await consumer.stop()
+
+
+async def test_handler_failing_twice_is_retried_with_growing_delays(bus, sessionmaker, names):
+    attempts: list[tuple[int, float]] = []
+
+    async def flaky(session, event, context):
+        attempts.append((context.attempt, time.monotonic()))
+        if context.attempt < 3:
+            raise RuntimeError(f"provider down (attempt {context.attempt})")
+        await record(session, event, context)
+
+    consumer = consumer_for(bus, sessionmaker, names["service"], flaky, max_attempts=5)
+    await consumer.start()
+    try:
+        event = registered()
+        await publish(bus, event)
+        rows = await eventually(lambda: effect_rows(sessionmaker), timeout=15)
+        assert [(r.event_id, r.attempt) for r in rows] == [(event.id, 3)]
+        assert [a for a, _ in attempts] == [1, 2, 3]
+        first_wait = attempts[1][1] - attempts[0][1]
+        second_wait = attempts[2][1] - attempts[1][1]
+        assert first_wait >= 0.18  # base delay 200 ms
+        assert second_wait >= 0.38  # then 400 ms
+        assert second_wait > first_wait
+    finally:
+        await consumer.stop()
+
+
+async def test_always_failing_event_is_parked_and_the_consumer_goes_on(bus, sessionmaker, names):
+    poison = registered()
+    fixed = False
+
+    async def handler(session, event, context):
+        if event.id == poison.id and not fixed:
+            raise ValueError("cannot handle this one")
+        await record(session, event, context)
+
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, handler, max_attempts=3, base_delay_ms=100)
+    await consumer.start()
+    try:
+        await publish(bus, poison)
+        healthy = [registered() for _ in range(5)]
+        for event in healthy:
+            await publish(bus, event)
+
+        rows = await eventually(
+            lambda: effect_rows(sessionmaker), until=lambda rows: len(rows) == 5, timeout=10
+        )
+        assert {r.event_id for r in rows} == {e.id for e in healthy}
+
+        parked = await eventually(
+            lambda: list_parked(AMQP_URL, service), until=lambda p: len(p) == 1, timeout=10
+        )
+        assert parked[0].message_id == str(poison.id)
+        assert parked[0].attempts == 3
+        assert "ValueError: cannot handle this one" in parked[0].error
+        # Listing does not consume.
+        assert len(await list_parked(AMQP_URL, service)) == 1
+
+        fixed = True
+        assert await replay_parked(AMQP_URL, service) == 1
+        rows = await eventually(
+            lambda: effect_rows(sessionmaker), until=lambda rows: len(rows) == 6, timeout=10
+        )
+        assert poison.id in {r.event_id for r in rows}
+        assert await list_parked(AMQP_URL, service) == []
+    finally:
+        await consumer.stop()
+
+
+async def test_malformed_message_is_parked_at_once(bus, sessionmaker, names):
+    calls = []
+
+    async def handler(session, event, context):
+        calls.append(event)
+
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, handler)
+    await consumer.start()
+    try:
+        await bus.publish(
+            body=b'{"not": "a user"}',
+            event_type="UserRegistered",
+            message_id=str(uuid.uuid4()),
+            routing_key="user.registered",
+            correlation_id=None,
+            headers={},
+        )
+        parked = await eventually(lambda: list_parked(AMQP_URL, service), timeout=5)
+        assert parked[0].attempts == 1
+        assert "invalid UserRegistered body" in parked[0].error
+        assert calls == []
+    finally:
+        await consumer.stop()
+
+
+async def test_closing_broker_connections_under_load_loses_nothing(
+    bus, sessionmaker, names, events_database_url
+):
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, record, max_attempts=5)
+    relay = OutboxRelay(
+        service=service,
+        bus=bus,
+        sessionmaker=sessionmaker,
+        database_url=events_database_url,
+        batch_size=50,
+        poll_interval_s=0.2,
+    )
+    reconnects = []
+    bus.connection.reconnect_callbacks.add(lambda *_: reconnects.append(1))
+    await consumer.start()
+    relay.start()
+    events = [registered() for _ in range(600)]
+    try:
+        for batch_start in range(0, len(events), 50):
+            async with sessionmaker() as session, session.begin():
+                for event in events[batch_start : batch_start + 50]:
+                    await add_event(session, event)
+            if batch_start in (100, 350):
+                before = len(reconnects)
+                await asyncio.to_thread(
+                    rabbitmqctl, "close_all_connections", "-p", AMQP_VHOST, "fault injection"
+                )
+                # Fault it again only once it is back, with the backlog still in flight.
+                await eventually(
+                    lambda: asyncio.sleep(0, result=len(reconnects)),
+                    until=lambda n, before=before: n > before,
+                    timeout=20,
+                    what="the reconnection",
+                )
+
+        rows = await eventually(
+            lambda: effect_rows(sessionmaker),
+            until=lambda rows: len(rows) >= len(events),
+            timeout=60,
+            interval=0.2,
+            what="every event consumed",
+        )
+        await eventually(lambda: _queue_depth(service), until=lambda n: n == 0, timeout=20)
+        rows = await effect_rows(sessionmaker)
+        assert len(rows) == len(events)  # no duplicate effect
+        assert {r.event_id for r in rows} == {e.id for e in events}  # none lost
+        assert len(reconnects) >= 2  # the faults really happened, and were recovered from
+    finally:
+        await relay.stop()
+        await consumer.stop()
+
+
+async def _queue_depth(queue: str) -> int:
+    """Ready plus unacknowledged messages of a queue, as the broker reports them."""
+    out = await asyncio.to_thread(
+        rabbitmqctl,
+        "list_queues",
+        "-p",
+        AMQP_VHOST,
+        "name",
+        "messages",
+        "--no-table-headers",
+    )
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == queue:
+            return int(parts[1])
+    return 0

@@ -1,0 +1,251 @@
+"""user_service and notification_service in-process, on the real PostgreSQL, Redis and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client import REGISTRY
+
+from notification_service.app import Settings as NotificationSettings
+from notification_service.app import create_app as create_notification_app
+from notification_service.models import Delivery
+from shared_events.events import UserRegistered
+from shared_events.store import add_event
+from tests.support import (
+    AMQP_URL,
+    REDIS_URL,
+    database_url,
+    error_of,
+    eventually,
+    migrate,
+    rabbitmqctl,
+    running,
+)
+from user_service.app import Settings as UserSettings
+from user_service.app import create_app as create_user_app
+
+
+@pytest.fixture(scope="module", autouse=True)
+def migrated() -> None:
+    migrate("user_service", "users_test")
+    migrate("notification_service", "notifications_test")
+
+
+def user_settings(**overrides: Any) -> UserSettings:
+    values = {
+        "database_url": database_url("users_test"),
+        "redis_url": REDIS_URL,
+        "amqp_url": AMQP_URL,
+        "service_name": "user_service",
+    } | overrides
+    return UserSettings(**values)
+
+
+def notification_settings(**overrides: Any) -> NotificationSettings:
+    values = {
+        "database_url": database_url("notifications_test"),
+        "amqp_url": AMQP_URL,
+        "retry_base_delay_ms": 100,
+        "service_name": "notification_service",
+    } | overrides
+    return NotificationSettings(**values)
+
+
+# --- SendGrid's API, as documented: POST /v3/mail/send -> 202 with X-Message-Id ----------
+
+
+class FakeSendGrid:
+    """A local HTTP server that checks what the SendGrid SDK sends and answers like SendGrid."""
+
+    def __init__(self, failures_before_success: int = 0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.failures_left = failures_before_success
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                fake.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+                )
+                if fake.failures_left > 0:
+                    fake.failures_left -= 1
+                    self._answer(500, {"errors": [{"message": "Internal error", "field": None}]})
+                    return
+                if self.headers.get("Authorization") != "Bearer SG.test-key":
+                    self._answer(
+                        401,
+                        {
+                            "errors": [
+                                {
+                                    "message": "The provided authorization "
+                                    "grant is invalid, expired, or revoked"
+                                }
+                            ]
+                        },
+                    )
+                    return
+                self.send_response(202)
+                self.send_header("X-Message-Id", f"sg-{len(fake.requests)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _answer(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sendgrid() -> Iterator[FakeSendGrid]:
+    fake = FakeSendGrid(failures_before_success=2)
+    yield fake
+    fake.close()
+
+
+async def deliveries_for(app: Any, user_id: uuid.UUID) -> list[Delivery]:
+    async with app.state.sessionmaker() as session:
+        rows = await session.scalars(sa.select(Delivery).where(Delivery.user_id == user_id))
+        return list(rows)
+
+
+async def test_welcome_email_is_retried_through_sendgrid_and_sent_once(sendgrid: FakeSendGrid):
+    app = create_notification_app(
+        notification_settings(sendgrid_api_key="SG.test-key", sendgrid_api_host=sendgrid.url)
+    )
+    user_id = uuid.uuid4()
+    event = UserRegistered(user_id=user_id, email="ada@example.com", full_name="Ada Lovelace")
+    async with running(app):
+        async with app.state.sessionmaker() as session, session.begin():
+            await add_event(session, event)
+        [delivery] = await eventually(lambda: deliveries_for(app, user_id), timeout=10)
+        assert delivery.status == "delivered"
+        assert delivery.attempts == 3  # two 500s, then accepted
+        assert delivery.provider == "sendgrid"
+        assert delivery.provider_message_id == "sg-3"
+
+        # The same event again: nothing is sent a second time.
+        async with app.state.sessionmaker() as session, session.begin():
+            await session.execute(sa.text("UPDATE outbox SET published_at = NULL"))
+        await eventually(
+            lambda: _outbox_sent(app), until=lambda sent: sent, what="republished event"
+        )
+        consumed = app.state.consumer
+        await eventually(
+            lambda: asyncio.sleep(0, result=_duplicates(consumed)), until=lambda n: n >= 1
+        )
+        assert len(await deliveries_for(app, user_id)) == 1
+
+    assert len(sendgrid.requests) == 3
+    request = sendgrid.requests[-1]
+    assert request["path"] == "/v3/mail/send"
+    assert request["headers"]["Authorization"] == "Bearer SG.test-key"
+    mail = request["json"]
+    assert mail["personalizations"][0]["to"] == [{"email": "ada@example.com"}]
+    assert mail["from"]["email"] == "shop@example.com"
+    assert mail["subject"] == "Welcome to Demo Shop, Ada Lovelace"
+    assert mail["content"][0]["type"] == "text/plain"
+    assert "Hello Ada Lovelace" in mail["content"][0]["value"]
+
+
+async def _outbox_sent(app: Any) -> bool:
+    async with app.state.sessionmaker() as session:
+        left = await session.scalar(
+            sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        )
+        return left == 0
+
+
+def _duplicates(consumer: Any) -> float:
+    labels = {"service": consumer.service, "event_type": "UserRegistered", "outcome": "duplicate"}
+    return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
+
+
+async def test_sendgrid_refusal_is_a_provider_error(sendgrid: FakeSendGrid):
+    from notification_service.providers import EmailMessage, ProviderError, SendGridEmailProvider
+
+    sendgrid.failures_left = 0
+    provider = SendGridEmailProvider("SG.wrong-key", "shop@example.com", sendgrid.url)
+    with pytest.raises(ProviderError, match="401"):
+        await provider.send(EmailMessage(to="a@example.com", subject="s", text="t"))
+
+
+async def test_login_is_throttled_per_client_ip():
+    app = create_user_app(user_settings(login_failures_per_ip=3, login_failures_per_email=100))
+    ip = f"203.0.113.{uuid.uuid4().int % 250}"
+    async with running(app) as client:
+        await app.state.redis.delete(f"login-failures:ip:{ip}")
+        for n in range(3):
+            response = await client.post(
+                "/users/login",
+                json={"email": f"nobody{n}@example.com", "password": "wrong-password"},
+                headers={"X-Real-IP": ip},
+            )
+            assert response.status_code == 401
+        response = await client.post(
+            "/users/login",
+            json={"email": "someone-else@example.com", "password": "wrong-password"},
+            headers={"X-Real-IP": ip},
+        )
+        assert response.status_code == 429
+        assert error_of(response)["code"] == "too_many_attempts"
+        assert int(response.headers["Retry-After"]) > 0
+        # Another client is not affected.
+        other = await client.post(
+            "/users/login",
+            json={"email": "nobody@example.com", "password": "wrong-password"},
+            headers={"X-Real-IP": "198.51.100.7"},
+        )
+        assert other.status_code == 401
+
+
+async def test_ready_names_the_broker_while_it_is_down_and_recovers():
+    app = create_user_app(user_settings())
+    async with running(app) as client:
+        assert (await client.get("/ready")).status_code == 200
+        await asyncio.to_thread(rabbitmqctl, "stop_app")
+        try:
+            response = await eventually(
+                lambda: client.get("/ready"), until=lambda r: r.status_code == 503, timeout=15
+            )
+            error = error_of(response)
+            assert "broker" in error["message"]
+            assert error["details"]["checks"]["broker"].startswith("down")
+            assert error["details"]["checks"]["database"] == "ok"
+            assert error["details"]["checks"]["redis"] == "ok"
+            assert (await client.get("/health")).status_code == 200
+        finally:
+            await asyncio.to_thread(rabbitmqctl, "start_app")
+        await eventually(
+            lambda: client.get("/ready"), until=lambda r: r.status_code == 200, timeout=30
+        )
+
+
+async def test_ready_names_redis_when_it_is_unreachable():
+    app = create_user_app(user_settings(redis_url="redis://127.0.0.1:1/0"))
+    async with running(app) as client:
+        response = await client.get("/ready")
+        assert response.status_code == 503
+        assert error_of(response)["details"]["checks"]["redis"].startswith("down")

@@ -1,0 +1,79 @@
+"""What the tests share: the test infrastructure, polling with a deadline, running an app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import FastAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+# A vhost of the tests' own: a running dev stack never consumes their messages.
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/ecommerce_test")
+AMQP_VHOST = AMQP_URL.rsplit("/", 1)[-1] or "/"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+T = TypeVar("T")
+
+
+def database_url(name: str) -> str:
+    return f"{PG}/{name}"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    *,
+    until: Callable[[T], bool] = bool,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for polling, not a cancel scope
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll ``probe`` until ``until(result)`` holds; fail with the last result at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s; last: {result!r}")
+        await asyncio.sleep(interval)
+
+
+def migrate(service: str, database: str) -> None:
+    """Run the service's real Alembic migrations against a test database."""
+    prefix = {"user_service": "USER", "notification_service": "NOTIFICATION"}[service]
+    env = dict(os.environ, **{f"{prefix}_DATABASE_URL": database_url(database)})
+    subprocess.run([sys.executable, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (db, bus, relay, consumer) and talk to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+def rabbitmqctl(*args: str) -> str:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    """The project's one error shape, checked, then its inner object."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    return dict(body["error"])

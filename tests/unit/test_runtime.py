@@ -1,0 +1,158 @@
+"""The shared runtime: redaction, tokens, the error shape."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from jose import jwt
+from pydantic import BaseModel
+
+from shared_runtime.auth import Claims, CurrentUser, create_access_token, decode_access_token
+from shared_runtime.errors import ApiError, install_error_handlers
+from shared_runtime.logs import REDACTED, redact_secrets
+from shared_runtime.observability import RequestContextMiddleware
+from tests.support import error_of
+
+SECRET = "unit-test-secret"
+
+
+def test_passwords_tokens_and_card_numbers_are_redacted():
+    event = {
+        "event": "login with Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "password": "hunter22",
+        "body": {"email": "a@example.com", "cardNumber": "4242424242424242", "nested": ["ok"]},
+        "note": "paid with 4242 4242 4242 4242 today",
+        "Authorization": "Bearer abc",
+        "user_id": "5e0c6d1a-0000-4000-8000-000000000001",
+    }
+    clean = redact_secrets(None, "info", event)
+    assert clean["password"] == REDACTED
+    assert clean["Authorization"] == REDACTED
+    assert clean["body"]["cardNumber"] == REDACTED
+    assert clean["body"]["email"] == "a@example.com"
+    assert "4242" not in clean["note"]
+    assert "eyJ" not in clean["event"]
+    assert clean["user_id"] == event["user_id"]
+
+
+def claims(role: str = "customer") -> Claims:
+    return Claims(sub=uuid.uuid4(), email="a@example.com", full_name="A B", role=role)  # type: ignore[arg-type]
+
+
+def test_token_round_trip_carries_the_design_claims():
+    original = claims("admin")
+    token = create_access_token(original, SECRET, 3600)
+    payload = jwt.get_unverified_claims(token)
+    assert set(payload) == {"sub", "email", "fullName", "role", "iat", "exp"}
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    assert payload["exp"] - payload["iat"] == 3600
+    assert decode_access_token(token, SECRET) == original
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        create_access_token(claims(), "another-secret", 3600),
+        create_access_token(claims(), SECRET, -10),
+        jwt.encode({"sub": str(uuid.uuid4()), "exp": time.time() + 60}, SECRET, "HS256"),
+        jwt.encode(
+            {
+                "sub": str(uuid.uuid4()),
+                "email": "a@b.c",
+                "fullName": "x",
+                "role": "root",
+                "exp": time.time() + 60,
+            },
+            SECRET,
+            "HS256",
+        ),
+        "garbage",
+    ],
+    ids=["wrong-secret", "expired", "missing-claims", "unknown-role", "garbage"],
+)
+def test_bad_tokens_are_401(token: str):
+    with pytest.raises(ApiError) as caught:
+        decode_access_token(token, SECRET)
+    assert caught.value.status_code == 401
+
+
+class Item(BaseModel):
+    quantity: int
+
+
+def small_app() -> FastAPI:
+    app = FastAPI()
+    app.state.settings = type("S", (), {"jwt_secret": SECRET})()
+    app.add_middleware(RequestContextMiddleware, service_name="unit")
+    install_error_handlers(app)
+
+    @app.post("/items")
+    async def create(item: Item) -> dict:
+        return {"quantity": item.quantity}
+
+    @app.get("/conflict")
+    async def conflict() -> None:
+        raise ApiError(409, "out_of_stock", "Only 2 left.", {"available": 2})
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("database password is hunter2")
+
+    @app.get("/mine")
+    async def mine(user: CurrentUser) -> dict:
+        return {"sub": str(user.sub)}
+
+    return app
+
+
+def test_every_error_has_the_one_shape_and_no_stack_trace():
+    client = TestClient(small_app(), raise_server_exceptions=False)
+    invalid = client.post("/items", json={"quantity": "many"})
+    assert invalid.status_code == 422
+    assert error_of(invalid)["details"][0]["field"] == "quantity"
+
+    not_json = client.post("/items", content=b"{", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422
+    assert error_of(not_json)["code"] == "validation_error"
+
+    conflict = client.get("/conflict")
+    assert conflict.status_code == 409
+    assert error_of(conflict) == {
+        "code": "out_of_stock",
+        "message": "Only 2 left.",
+        "details": {"available": 2},
+    }
+
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
+    wrong_method = client.delete("/items")
+    assert (
+        wrong_method.status_code == 405 and error_of(wrong_method)["code"] == "method_not_allowed"
+    )
+
+    boom = client.get("/boom")
+    assert boom.status_code == 500
+    assert error_of(boom)["code"] == "internal_error"
+    assert "hunter2" not in boom.text and "Traceback" not in boom.text
+
+
+def test_current_user_dependency_reads_the_bearer_token():
+    client = TestClient(small_app())
+    user = claims()
+    token = create_access_token(user, SECRET, 60)
+    ok = client.get("/mine", headers={"Authorization": f"Bearer {token}"})
+    assert ok.json() == {"sub": str(user.sub)}
+    assert client.get("/mine").status_code == 401
+
+
+def test_request_id_is_kept_or_made():
+    client = TestClient(small_app())
+    assert (
+        client.get("/nowhere", headers={"X-Request-ID": "abc-1"}).headers["x-request-id"] == "abc-1"
+    )
+    made = client.get("/nowhere").headers["x-request-id"]
+    assert len(made) == 32

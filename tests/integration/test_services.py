@@ -194,19 +194,20 @@ async def test_sendgrid_refusal_is_a_provider_error(sendgrid: FakeSendGrid):
 
 async def test_login_is_throttled_per_client_ip():
     app = create_user_app(user_settings(login_failures_per_ip=3, login_failures_per_email=100))
-    ip = f"203.0.113.{uuid.uuid4().int % 250}"
+    ip, other_ip = "203.0.113.10", "198.51.100.7"
     async with running(app) as client:
-        await app.state.redis.delete(f"login-failures:ip:{ip}")
+        for address in (ip, other_ip):
+            await app.state.redis.delete(f"login-failures:ip:{address}")
         for n in range(3):
             response = await client.post(
                 "/users/login",
-                json={"email": f"nobody{n}@example.com", "password": "wrong-password"},
+                json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
                 headers={"X-Real-IP": ip},
             )
             assert response.status_code == 401
         response = await client.post(
             "/users/login",
-            json={"email": "someone-else@example.com", "password": "wrong-password"},
+            json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
             headers={"X-Real-IP": ip},
         )
         assert response.status_code == 429
@@ -215,8 +216,8 @@ async def test_login_is_throttled_per_client_ip():
         # Another client is not affected.
         other = await client.post(
             "/users/login",
-            json={"email": "nobody@example.com", "password": "wrong-password"},
-            headers={"X-Real-IP": "198.51.100.7"},
+            json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
+            headers={"X-Real-IP": other_ip},
         )
         assert other.status_code == 401
 

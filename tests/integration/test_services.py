@@ -198,7 +198,7 @@ async def test_login_is_throttled_per_client_ip():
     async with running(app) as client:
         for address in (ip, other_ip):
             await app.state.redis.delete(f"login-failures:ip:{address}")
-        for n in range(3):
+        for _ in range(3):
             response = await client.post(
                 "/users/login",
                 json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},

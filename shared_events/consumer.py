@@ -32,6 +32,7 @@ from shared_events.topology import (
     retry_delays_ms,
     retry_queue_name,
 )
+from shared_runtime.db import run_after_commit
 
 log = structlog.get_logger(__name__)
 
@@ -155,16 +156,18 @@ class EventConsumer:
 
     async def _handle(self, event: Event, handler: Handler, context: EventContext) -> bool:
         """Run the handler and record the event id in one transaction; False for a duplicate."""
-        async with self.sessionmaker() as session, session.begin():
-            first_time = await session.scalar(
-                insert(inbox)
-                .values(event_id=event.id, event_type=event.event_type())
-                .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-                .returning(inbox.c.event_id)
-            )
-            if first_time is None:
-                return False
-            await handler(session, event, context)
+        async with self.sessionmaker() as session:
+            async with session.begin():
+                first_time = await session.scalar(
+                    insert(inbox)
+                    .values(event_id=event.id, event_type=event.event_type())
+                    .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+                    .returning(inbox.c.event_id)
+                )
+                if first_time is None:
+                    return False
+                await handler(session, event, context)
+            await run_after_commit(session)
         return True
 
     async def _retry_or_park(

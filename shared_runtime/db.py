@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,20 +28,39 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
+    """Run ``hook`` once the session's transaction has committed (e.g. cache invalidation).
+
+    Run by whoever commits at the edge: the request dependency below, or the event consumer.
+    """
+    session.info.setdefault("after_commit", []).append(hook)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for hook in session.info.pop("after_commit", []):
+        await hook()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the route returns, rolled back if it raises.
 
     Domain functions never commit; this is what keeps a state change and its outbox row
-    in one transaction.
+    in one transaction. The commit happens before the response is sent (scope="function"
+    below), so a client never reads an answer whose change is not yet durable.
     """
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
         except BaseException:
             await session.rollback()
+            session.info.pop("after_commit", None)
             raise
         else:
             await session.commit()
+            await run_after_commit(session)
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,11 +27,19 @@ sys.path.insert(0, str(ROOT))
 
 from nginx.render import render  # noqa: E402
 
-# service package -> (env prefix, port, database)
-SERVICES: dict[str, tuple[str, int, str]] = {
+# service package -> (env prefix, port, database or None)
+SERVICES: dict[str, tuple[str, int, str | None]] = {
     "user_service": ("USER", 5001, "users"),
+    "product_service": ("PRODUCT", 5002, "products"),
+    "cart_service": ("CART", 5003, None),
     "notification_service": ("NOTIFICATION", 5006, "notifications"),
 }
+# service -> {setting: peer service}, the static addresses of the peers it calls
+PEERS: dict[str, dict[str, str]] = {
+    "cart_service": {"PRODUCT_SERVICE_URL": "product_service"},
+}
+# service -> commands run after its migrations, before it starts
+SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
 
 
@@ -65,14 +74,28 @@ def _wait(url: str, deadline_s: float, what: str, log: Path | None = None) -> No
     raise SystemExit(f"{what} did not become ready at {url} within {deadline_s:.0f}s\n{tail}")
 
 
+def _ensure_free(port: int, what: str) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(
+                f"port {port} for {what} is taken by another process "
+                "(a stack started from another checkout? stop it there with 'make stop')"
+            )
+
+
 def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
     prefix, port, database = SERVICES[service]
     env = dict(os.environ)
     env[f"{prefix}_PORT"] = str(port + args.port_offset)
-    env.setdefault(
-        f"{prefix}_DATABASE_URL",
-        f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}{args.db_suffix}",
-    )
+    if database:
+        env.setdefault(
+            f"{prefix}_DATABASE_URL",
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}{args.db_suffix}",
+        )
+    for setting, peer in PEERS.get(service, {}).items():
+        env.setdefault(
+            f"{prefix}_{setting}", f"http://127.0.0.1:{SERVICES[peer][1] + args.port_offset}"
+        )
     if args.amqp_url:
         env["AMQP_URL"] = args.amqp_url
     env["PYTHONPATH"] = str(ROOT)
@@ -85,10 +108,14 @@ def start(args: argparse.Namespace) -> None:
     started = []
     for service in SERVICES:
         env = service_env(args, service)
-        subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+        if SERVICES[service][2]:
+            subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+        for command in SETUP.get(service, []):
+            subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
         pid_file = run / f"{service}.pid"
         if _alive(pid_file):
             continue
+        _ensure_free(SERVICES[service][1] + args.port_offset, service)
         log = run / "logs" / f"{service}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
@@ -116,6 +143,7 @@ def start(args: argparse.Namespace) -> None:
             ["nginx", "-p", str(run / "nginx"), "-c", str(conf), "-s", "reload"], check=True
         )
     else:
+        _ensure_free(args.gateway_port, "the gateway")
         subprocess.run(["nginx", "-p", str(run / "nginx"), "-c", str(conf)], check=True)
     _wait(f"http://127.0.0.1:{args.gateway_port}/health", 15, "gateway")
     names = ", ".join(s for s, _ in started) or "none (all were running)"

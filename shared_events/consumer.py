@@ -55,7 +55,7 @@ class EventContext:
     request_id: str | None
 
 
-Handler = Callable[[AsyncSession, Any, EventContext], Awaitable[None]]
+Handler = Callable[[Any, Any, EventContext], Awaitable[None]]
 
 
 class EventConsumer:
@@ -64,7 +64,7 @@ class EventConsumer:
         *,
         service: str,
         bus: EventBus,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        sessionmaker: async_sessionmaker[AsyncSession] | None,
         handlers: dict[type[Event], Handler],
         prefetch: int = 100,
         max_attempts: int = 5,
@@ -155,7 +155,14 @@ class EventConsumer:
         log.info("event_handled", outcome=outcome, attempt=attempt)
 
     async def _handle(self, event: Event, handler: Handler, context: EventContext) -> bool:
-        """Run the handler and record the event id in one transaction; False for a duplicate."""
+        """Run the handler and record the event id in one transaction; False for a duplicate.
+
+        A service without a database (the cart) gets no session: its handlers are
+        idempotent by themselves.
+        """
+        if self.sessionmaker is None:
+            await handler(None, event, context)
+            return True
         async with self.sessionmaker() as session:
             async with session.begin():
                 first_time = await session.scalar(

@@ -40,6 +40,7 @@ def create_service_app(
     routers: list[APIRouter],
     handlers: HandlerFactory | None = None,
     uses_redis: bool = False,
+    uses_database: bool = True,
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
 ) -> FastAPI:
@@ -47,13 +48,16 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, settings.db_pool_size)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        checks: dict[str, ReadinessCheck] = {"database": database_check(engine)}
+        checks: dict[str, ReadinessCheck] = {}
         app.state.readiness_checks = checks
+        app.state.sessionmaker = None
         async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(engine.dispose)
+            if uses_database:
+                engine = create_engine(settings.database_url, settings.db_pool_size)
+                stack.push_async_callback(engine.dispose)
+                app.state.engine = engine
+                app.state.sessionmaker = create_sessionmaker(engine)
+                checks["database"] = database_check(engine)
             if uses_redis:
                 app.state.redis = redis.Redis.from_url(
                     settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
@@ -67,17 +71,18 @@ def create_service_app(
             app.state.bus = bus
             checks["broker"] = bus.check
 
-            relay = OutboxRelay(
-                service=settings.service_name,
-                bus=bus,
-                sessionmaker=app.state.sessionmaker,
-                database_url=settings.database_url,
-                batch_size=settings.outbox_batch_size,
-                poll_interval_s=settings.outbox_poll_interval_s,
-            )
-            relay.start()
-            stack.push_async_callback(relay.stop)
-            app.state.relay = relay
+            if uses_database:
+                relay = OutboxRelay(
+                    service=settings.service_name,
+                    bus=bus,
+                    sessionmaker=app.state.sessionmaker,
+                    database_url=settings.database_url,
+                    batch_size=settings.outbox_batch_size,
+                    poll_interval_s=settings.outbox_poll_interval_s,
+                )
+                relay.start()
+                stack.push_async_callback(relay.stop)
+                app.state.relay = relay
 
             if on_startup is not None:
                 await on_startup(app)

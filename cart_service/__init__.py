@@ -1,0 +1,1 @@
+"""cart_service: one cart per user in Redis, priced from product_service."""

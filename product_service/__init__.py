@@ -1,0 +1,1 @@
+"""product_service: the catalog, stock and reservations, with a Redis cache."""

@@ -1,0 +1,189 @@
+"""HTTP routes of product_service: catalog reads (cached), admin writes, stock, bulk import."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from product_service import domain
+from product_service.cache import CatalogCache
+from product_service.importer import FORMATS, import_file, spool
+from product_service.schemas import (
+    CategoryOut,
+    ImportResult,
+    InventoryUpdate,
+    ProductCreate,
+    ProductFields,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    Sort,
+)
+from shared_runtime.auth import AdminUser
+from shared_runtime.db import SessionDep
+from shared_runtime.errors import ApiError
+
+router = APIRouter(prefix="/products", tags=["products"])
+JSON = "application/json"
+
+
+def _cache(request: Request) -> CatalogCache:
+    cache: CatalogCache = request.app.state.cache
+    return cache
+
+
+def _product_json(product: object) -> bytes:
+    return (
+        ProductOut.model_validate(product, from_attributes=True)
+        .model_dump_json(by_alias=True)
+        .encode()
+    )
+
+
+@router.get("", response_model=ProductPage)
+async def list_products(
+    request: Request,
+    session: SessionDep,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    min_price: Annotated[Decimal | None, Query(alias="minPrice", ge=0, max_digits=12)] = None,
+    max_price: Annotated[Decimal | None, Query(alias="maxPrice", ge=0, max_digits=12)] = None,
+    sort: Sort | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+) -> Response:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ApiError(422, "validation_error", "minPrice is greater than maxPrice.")
+    search = search.strip() if search else None
+    query = domain.SearchQuery(
+        search=search or None,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort or ("relevance" if search else "newest"),
+        page=page,
+        page_size=page_size,
+    )
+    cache = _cache(request)
+    key = await cache.page_key(query.cache_params())
+    cached = await cache.get("list", key)
+    if cached is not None:
+        return Response(cached, media_type=JSON)
+    products, total = await domain.search_products(session, query)
+    body = (
+        ProductPage(
+            items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
+            total=total,
+            page=page,
+            page_size=page_size,
+        )
+        .model_dump_json(by_alias=True)
+        .encode()
+    )
+    await cache.set(key, body)
+    return Response(body, media_type=JSON)
+
+
+@router.get("/categories", response_model=list[CategoryOut])
+async def list_categories(session: SessionDep) -> list[CategoryOut]:
+    return [
+        CategoryOut(slug=slug, name=name, product_count=count)
+        for slug, name, count in await domain.list_categories(session)
+    ]
+
+
+@router.get("/{product_id}", response_model=ProductOut)
+async def get_product(product_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
+    """One product, inactive ones included (``active: false``): carts and orders refer to them."""
+    cache = _cache(request)
+    key = await cache.product_key(product_id)
+    cached = await cache.get("product", key)
+    if cached is not None:
+        return Response(cached, media_type=JSON)
+    body = _product_json(await domain.get_product(session, product_id))
+    await cache.set(key, body)
+    return Response(body, media_type=JSON)
+
+
+@router.post("", status_code=201, response_model=ProductOut)
+async def create_product(
+    body: ProductCreate, request: Request, session: SessionDep, _: AdminUser
+) -> ProductOut:
+    product = await domain.create_product(session, _cache(request), body)
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+@router.put("/{product_id}", response_model=ProductOut)
+async def replace_product(
+    product_id: uuid.UUID, body: ProductFields, request: Request, session: SessionDep, _: AdminUser
+) -> ProductOut:
+    product = await domain.update_product(session, _cache(request), product_id, body)
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+@router.patch("/{product_id}", response_model=ProductOut)
+async def patch_product(
+    product_id: uuid.UUID, body: ProductPatch, request: Request, session: SessionDep, _: AdminUser
+) -> ProductOut:
+    product = await domain.update_product(session, _cache(request), product_id, body)
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+@router.delete("/{product_id}", status_code=204)
+async def delete_product(
+    product_id: uuid.UUID, request: Request, session: SessionDep, _: AdminUser
+) -> Response:
+    await domain.deactivate_product(session, _cache(request), product_id)
+    return Response(status_code=204)
+
+
+@router.put("/{product_id}/inventory", response_model=ProductOut)
+async def set_inventory(
+    product_id: uuid.UUID,
+    body: InventoryUpdate,
+    request: Request,
+    session: SessionDep,
+    _: AdminUser,
+) -> ProductOut:
+    product = await domain.set_inventory(session, _cache(request), product_id, body.quantity)
+    return ProductOut.model_validate(product, from_attributes=True)
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+            "required": True,
+        }
+    },
+)
+async def import_products(request: Request, _: AdminUser) -> ImportResult:
+    """CSV (header: sku,name,description,category,price,currency,quantity,active,imageUrl)
+    or JSON lines with the same fields. Answers with counts and each rejected row."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fmt = FORMATS.get(content_type)
+    if fmt is None:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send text/csv or application/x-ndjson.",
+            {"accepted": sorted(FORMATS)},
+        )
+    settings = request.app.state.settings
+    try:
+        file = await spool(request.stream(), settings.import_max_bytes)
+    except ValueError as exc:
+        raise ApiError(413, "payload_too_large", str(exc)) from exc
+    with file:
+        result = await import_file(request.app.state.sessionmaker, file, fmt)
+    if result.created or result.updated:
+        await _cache(request).everything_changed()
+    return result

@@ -1,0 +1,118 @@
+"""Cache-aside for products and catalog pages in Redis, with versioned keys.
+
+A write never deletes a cached value: it bumps a version after its commit, and readers build
+their key from the versions they read *before* going to the database. So a reader that read
+the old row just before a write can only cache it under the old version, which nobody reads
+again: a read after a write never sees the old value.
+
+- ``catalog:epoch`` is in every key; bumping it drops everything (bulk import).
+- ``catalog:listver`` is in every page key; any product write bumps it.
+- ``catalog:pver:<id>`` is in that product's key; its writes and stock changes bump it.
+
+Redis down: every method answers "miss" or does nothing, logs it (at most every 10 s),
+and the caller reads the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as redis
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger(__name__)
+
+CACHE_REQUESTS = Counter(
+    "cache_requests_total",
+    "Cache lookups by result (hit, miss, error).",
+    ["service", "cache", "result"],
+)
+EPOCH = "catalog:epoch"
+LIST_VERSION = "catalog:listver"
+_LOG_EVERY_S = 10.0
+
+
+def _product_version_key(product_id: uuid.UUID) -> str:
+    return f"catalog:pver:{product_id}"
+
+
+class CatalogCache:
+    def __init__(self, client: redis.Redis, *, ttl_s: int, service: str) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self.service = service
+        self._last_warning = 0.0
+
+    def _unavailable(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > _LOG_EVERY_S:
+            self._last_warning = now
+            log.warning("cache_unavailable_reading_database", error=repr(exc))
+
+    async def _versions(self, *keys: str) -> list[str] | None:
+        try:
+            values = await self.client.mget(keys)
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return None
+        return [(v.decode() if isinstance(v, bytes) else str(v)) if v else "0" for v in values]
+
+    async def product_key(self, product_id: uuid.UUID) -> str | None:
+        versions = await self._versions(EPOCH, _product_version_key(product_id))
+        if versions is None:
+            return None
+        return f"catalog:{versions[0]}:product:{product_id}:{versions[1]}"
+
+    async def page_key(self, params: dict[str, Any]) -> str | None:
+        versions = await self._versions(EPOCH, LIST_VERSION)
+        if versions is None:
+            return None
+        canonical = "&".join(f"{k}={params[k]}" for k in sorted(params) if params[k] is not None)
+        digest = hashlib.sha1(canonical.encode()).hexdigest()
+        return f"catalog:{versions[0]}:list:{versions[1]}:{digest}"
+
+    async def get(self, cache: str, key: str | None) -> bytes | None:
+        if key is None:
+            CACHE_REQUESTS.labels(self.service, cache, "error").inc()
+            return None
+        try:
+            value = await self.client.get(key)
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+            CACHE_REQUESTS.labels(self.service, cache, "error").inc()
+            return None
+        CACHE_REQUESTS.labels(self.service, cache, "hit" if value is not None else "miss").inc()
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str | None, value: bytes) -> None:
+        if key is None:
+            return
+        try:
+            await self.client.set(key, value, ex=self.ttl_s)
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    async def _bump(self, *keys: str) -> None:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(key)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            # Cannot invalidate: entries expire with their TTL. Said loudly, every time.
+            log.error("cache_invalidation_failed", keys=keys, error=repr(exc))
+
+    async def product_changed(self, product_id: uuid.UUID) -> None:
+        """A product's fields changed: its own entry and every page."""
+        await self._bump(_product_version_key(product_id), LIST_VERSION)
+
+    async def stock_changed(self, product_id: uuid.UUID) -> None:
+        """Only stock changed: pages do not show stock, so only the product's entry."""
+        await self._bump(_product_version_key(product_id))
+
+    async def everything_changed(self) -> None:
+        await self._bump(EPOCH)

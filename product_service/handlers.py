@@ -1,0 +1,1 @@
+"""Event consumers of product_service: none yet (stock reservations come with the order saga)."""

@@ -1,0 +1,151 @@
+"""The one HTTP client for calls between services: timeout, retry, circuit breaker, request id.
+
+- every call has a timeout;
+- idempotent calls (GET) are retried with exponential backoff and jitter (tenacity) on
+  connection errors, timeouts and 5xx;
+- a circuit breaker per peer (purgatory) opens after ``breaker_threshold`` failures in a
+  row, fails fast while open, and lets one trial call through after ``breaker_reset_s``;
+- the request id of the current request goes along as X-Request-ID.
+
+Peers are found by name through ``resolve`` (static URLs from settings for now).
+A 4xx answer is the peer speaking, not failing: it is returned, and does not trip the breaker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import Counter, Gauge
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from shared_runtime.observability import current_request_id
+
+log = structlog.get_logger(__name__)
+
+BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "Circuit breaker per peer: 0 closed, 1 half-open, 2 open.",
+    ["service", "peer"],
+)
+PEER_CALLS = Counter(
+    "peer_calls_total", "Calls to other services, by outcome.", ["service", "peer", "outcome"]
+)
+_STATE_VALUES = {"closed": 0, "half-opened": 1, "opened": 2}
+
+
+class PeerUnavailable(Exception):
+    """The peer could not be reached or kept failing; the breaker may be open."""
+
+    def __init__(self, peer: str, reason: str) -> None:
+        super().__init__(f"{peer} unavailable: {reason}")
+        self.peer = peer
+        self.reason = reason
+
+
+class _ServerError(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class PeerClient:
+    def __init__(
+        self,
+        *,
+        service: str,
+        peers: dict[str, str],
+        timeout_s: float = 2.0,
+        attempts: int = 3,
+        breaker_threshold: int = 5,
+        breaker_reset_s: float = 10.0,
+    ) -> None:
+        self.service = service
+        self.peers = peers
+        self.attempts = attempts
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        self.breakers = AsyncCircuitBreakerFactory(
+            default_threshold=breaker_threshold, default_ttl=breaker_reset_s
+        )
+        self.breakers.add_listener(self._on_breaker_event)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def resolve(self, peer: str) -> str:
+        try:
+            return self.peers[peer].rstrip("/")
+        except KeyError:
+            raise PeerUnavailable(peer, "no address configured") from None
+
+    def _on_breaker_event(self, name: str, event_type: str, event: Any) -> None:
+        if event_type == "state_changed":
+            state = getattr(event, "state", "closed")
+            BREAKER_STATE.labels(self.service, name).set(_STATE_VALUES.get(state, 0))
+            log.warning("circuit_breaker_state_changed", peer=name, state=state)
+
+    async def breaker_state(self, peer: str) -> str:
+        breaker = await self.breakers.get_breaker(peer)
+        return str(breaker.context.state)
+
+    async def get(
+        self, peer: str, path: str, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        return await self.request("GET", peer, path, params=params, idempotent=True)
+
+    async def request(
+        self,
+        method: str,
+        peer: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> httpx.Response:
+        url = self.resolve(peer) + path
+        sent_headers = dict(headers or {})
+        request_id = current_request_id()
+        if request_id:
+            sent_headers.setdefault("X-Request-ID", request_id)
+
+        async def attempt() -> httpx.Response:
+            breaker = await self.breakers.get_breaker(peer)
+            async with breaker:
+                response = await self.client.request(
+                    method, url, params=params, json=json, headers=sent_headers
+                )
+                if response.status_code >= 500:
+                    raise _ServerError(response)
+                return response
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts if idempotent else 1),
+            wait=wait_exponential_jitter(initial=0.05, max=0.5),
+            retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
+            reraise=True,
+        )
+        try:
+            async for state in retrying:
+                with state:
+                    response = await attempt()
+        except OpenedState as exc:
+            PEER_CALLS.labels(self.service, peer, "breaker_open").inc()
+            raise PeerUnavailable(peer, "circuit breaker open") from exc
+        except (httpx.TransportError, _ServerError) as exc:
+            PEER_CALLS.labels(self.service, peer, "failed").inc()
+            raise PeerUnavailable(peer, str(exc) or type(exc).__name__) from exc
+        PEER_CALLS.labels(self.service, peer, "ok").inc()
+        return response

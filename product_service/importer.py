@@ -131,11 +131,10 @@ class Batches:
 async def upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert or update by SKU; return how many were new."""
     await ensure_categories(session, {r["category"] for r in rows})
-    table = Product.__table__
     values = insert(Product).values(rows)
     excluded = values.excluded
-    statement = values.on_conflict_do_update(
-        index_elements=[table.c.sku],
+    statement: Any = values.on_conflict_do_update(
+        index_elements=[Product.sku],
         set_={
             "name": excluded.name,
             "description": excluded.description,

@@ -133,7 +133,7 @@ class PeerClient:
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts if idempotent else 1),
-            wait=wait_exponential_jitter(initial=0.05, max=0.5),
+            wait=wait_exponential_jitter(multiplier=0.05, max=0.5, jitter=0.05),
             retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
             reraise=True,
         )

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +51,11 @@ async def eventually(
 
 def migrate(service: str, database: str) -> None:
     """Run the service's real Alembic migrations against a test database."""
-    prefix = {"user_service": "USER", "notification_service": "NOTIFICATION"}[service]
+    prefix = {
+        "user_service": "USER",
+        "product_service": "PRODUCT",
+        "notification_service": "NOTIFICATION",
+    }[service]
     env = dict(os.environ, **{f"{prefix}_DATABASE_URL": database_url(database)})
     subprocess.run([sys.executable, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
 
@@ -62,6 +67,15 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+def bearer(role: str = "customer", secret: str = "change-me-in-production") -> dict[str, str]:
+    """An Authorization header for a made-up user (the services' default JWT secret)."""
+    from shared_runtime.auth import Claims, create_access_token
+
+    user_id = uuid.uuid4()
+    claims = Claims(sub=user_id, email=f"{user_id.hex[:8]}@example.com", full_name="T", role=role)  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {create_access_token(claims, secret, 3600)}"}
 
 
 def rabbitmqctl(*args: str) -> str:

@@ -109,7 +109,12 @@ def no_test_stack_running() -> None:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            for queue in ("user_service", "notification_service"):
+            for queue in (
+                "user_service",
+                "product_service",
+                "cart_service",
+                "notification_service",
+            ):
                 await channel.queue_delete(queue)
 
     asyncio.run(delete_service_queues())

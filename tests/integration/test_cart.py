@@ -1,0 +1,295 @@
+"""cart_service in-process, calling a real product_service over HTTP, on the real Redis and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from jose import jwt
+
+from cart_service.app import Settings as CartSettings
+from cart_service.app import create_app as create_cart_app
+from product_service.app import Settings as ProductSettings
+from product_service.app import create_app as create_product_app
+from shared_events.bus import EventBus
+from shared_events.events import OrderCreated, OrderLine
+from tests.support import (
+    AMQP_URL,
+    REDIS_URL,
+    bearer,
+    database_url,
+    error_of,
+    eventually,
+    migrate,
+    running,
+)
+
+ADMIN = bearer("admin")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def migrated() -> None:
+    migrate("product_service", "products_test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ProductServer:
+    """product_service served by uvicorn on a real port, so it can be stopped and started."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        app = create_product_app(
+            ProductSettings(
+                database_url=database_url("products_test"), redis_url=REDIS_URL, amqp_url=AMQP_URL
+            )
+        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        await eventually(lambda: asyncio.sleep(0, result=self._server.started), timeout=15)
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
+
+
+@pytest.fixture
+async def product_server() -> AsyncIterator[ProductServer]:
+    server = ProductServer()
+    await server.start()
+    yield server
+    with contextlib.suppress(AssertionError):
+        if server._server is not None and not server._task.done():  # type: ignore[union-attr]
+            await server.stop()
+
+
+@pytest.fixture
+async def cart(product_server: ProductServer) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    settings = CartSettings(
+        redis_url=REDIS_URL,
+        amqp_url=AMQP_URL,
+        product_service_url=product_server.url,
+        breaker_threshold=3,
+        breaker_reset_s=1.0,
+        peer_timeout_s=1.0,
+    )
+    app = create_cart_app(settings)
+    async with running(app) as client:
+        yield app, client
+
+
+async def add_product(server: ProductServer, **fields: Any) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    body = {
+        "sku": f"CART-{tag}",
+        "name": f"Teapot {tag}",
+        "category": "kitchen",
+        "price": "19.99",
+        "currency": "EUR",
+        "quantity": 10,
+    } | fields
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/products", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_cart_lines_and_totals_are_exact(cart, product_server):
+    _, client = cart
+    user = bearer()
+    teapot = await add_product(product_server, price="19.99")
+    cup = await add_product(product_server, price="0.10", quantity=50)
+
+    added = await client.post(
+        "/cart/items", json={"productId": teapot["id"], "quantity": 2}, headers=user
+    )
+    assert added.status_code == 201
+    await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 1}, headers=user)
+    await client.post("/cart/items", json={"productId": cup["id"], "quantity": 3}, headers=user)
+    body = (await client.get("/cart", headers=user)).json()
+    lines = {line["productId"]: line for line in body["items"]}
+    assert lines[teapot["id"]]["quantity"] == 3
+    assert lines[teapot["id"]]["lineTotal"] == "59.97"
+    assert lines[cup["id"]]["lineTotal"] == "0.30"
+    assert body["total"] == "60.27"
+    assert Decimal(body["total"]) == Decimal("19.99") * 3 + Decimal("0.10") * 3
+    assert (body["currency"], body["itemCount"], body["stale"]) == ("EUR", 6, False)
+
+    changed = await client.put(f"/cart/items/{cup['id']}", json={"quantity": 1}, headers=user)
+    assert changed.json()["total"] == "60.07"
+    removed = await client.delete(f"/cart/items/{teapot['id']}", headers=user)
+    assert removed.json()["total"] == "0.10"
+    assert (await client.delete("/cart", headers=user)).status_code == 204
+    empty = (await client.get("/cart", headers=user)).json()
+    assert (empty["items"], empty["total"], empty["currency"]) == ([], "0.00", None)
+    other_user = (await client.get("/cart", headers=bearer())).json()
+    assert other_user["items"] == []
+
+
+async def test_bad_cart_requests_are_refused_and_change_nothing(cart, product_server):
+    _, client = cart
+    user = bearer()
+    teapot = await add_product(product_server, quantity=4)
+    await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 1}, headers=user)
+    before = (await client.get("/cart", headers=user)).json()
+
+    async def refused(method: str, path: str, body: Any, status: int, code: str) -> None:
+        response = await client.request(method, path, json=body, headers=user)
+        assert response.status_code == status, response.text
+        assert error_of(response)["code"] == code
+        assert (await client.get("/cart", headers=user)).json() == before
+
+    item = f"/cart/items/{teapot['id']}"
+    await refused(
+        "POST", "/cart/items", {"productId": teapot["id"], "quantity": 0}, 422, "validation_error"
+    )
+    await refused("PUT", item, {"quantity": 100}, 422, "validation_error")
+    await refused(
+        "POST", "/cart/items", {"productId": "nope", "quantity": 1}, 422, "validation_error"
+    )
+    await refused(
+        "POST",
+        "/cart/items",
+        {"productId": str(uuid.uuid4()), "quantity": 1},
+        404,
+        "product_not_found",
+    )
+    await refused(
+        "POST", "/cart/items", {"productId": teapot["id"], "quantity": 4}, 409, "out_of_stock"
+    )
+    await refused("PUT", item, {"quantity": 5}, 409, "out_of_stock")
+    await refused("DELETE", f"/cart/items/{uuid.uuid4()}", None, 404, "not_in_cart")
+    dollars = await add_product(product_server, currency="USD")
+    await refused(
+        "POST", "/cart/items", {"productId": dollars["id"], "quantity": 1}, 409, "currency_mismatch"
+    )
+    retired = await add_product(product_server)
+    async with httpx.AsyncClient(base_url=product_server.url) as products:
+        await products.delete(f"/products/{retired['id']}", headers=ADMIN)
+    await refused(
+        "POST", "/cart/items", {"productId": retired["id"], "quantity": 1}, 409, "product_inactive"
+    )
+    assert (await client.get("/cart")).status_code == 401
+
+
+async def test_product_service_down_answers_stale_and_the_breaker_opens_then_closes(
+    cart, product_server
+):
+    app, client = cart
+    user = bearer()
+    teapot = await add_product(product_server)
+    await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 2}, headers=user)
+    never_seen = uuid.uuid4()
+
+    await product_server.stop()
+    stale = await client.get("/cart", headers=user)
+    assert stale.status_code == 200
+    body = stale.json()
+    assert body["stale"] is True
+    assert [(i["name"], i["quantity"], i["stale"]) for i in body["items"]] == [
+        (teapot["name"], 2, True)
+    ]
+    assert body["total"] == "39.98"
+
+    for _ in range(3):  # the breaker's threshold
+        await client.get("/cart", headers=user)
+    assert await app.state.peers.breaker_state("product_service") == "opened"
+    unavailable = await client.post(
+        "/cart/items", json={"productId": str(never_seen), "quantity": 1}, headers=user
+    )
+    assert unavailable.status_code == 503
+    assert error_of(unavailable)["code"] == "product_service_unavailable"
+
+    await product_server.start()
+    fresh = await eventually(
+        lambda: client.get("/cart", headers=user),
+        until=lambda r: r.json()["stale"] is False,
+        timeout=10,
+        interval=0.2,
+        what="fresh cart data after the breaker's reset time",
+    )
+    assert fresh.json()["items"][0]["stale"] is False
+    assert await app.state.peers.breaker_state("product_service") == "closed"
+
+
+async def test_order_created_takes_the_ordered_lines_out_once(cart, product_server):
+    app, client = cart
+    user = bearer()
+    teapot = await add_product(product_server)
+    mug = await add_product(product_server)
+    await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 5}, headers=user)
+    await client.post("/cart/items", json={"productId": mug["id"], "quantity": 1}, headers=user)
+
+    owner = uuid.UUID(jwt.get_unverified_claims(user["Authorization"].split()[1])["sub"])
+    event = OrderCreated(
+        order_id=uuid.uuid4(),
+        user_id=owner,
+        total_amount=Decimal("59.97"),
+        currency="EUR",
+        user_email="t@example.com",
+        items=[
+            OrderLine(
+                product_id=uuid.UUID(teapot["id"]),
+                name="T",
+                quantity=3,
+                unit_price=Decimal("19.99"),
+            ),
+            OrderLine(
+                product_id=uuid.UUID(mug["id"]), name="M", quantity=1, unit_price=Decimal("19.99")
+            ),
+        ],
+    )
+    bus = EventBus(AMQP_URL, "ecommerce.events", "test-publisher")
+    await bus.connect()
+    try:
+        for _ in range(2):  # the same event twice
+            await bus.publish(
+                body=event.to_json(),
+                event_type="OrderCreated",
+                message_id=str(event.id),
+                routing_key=event.routing_key,
+                correlation_id=str(event.order_id),
+                headers={},
+            )
+    finally:
+        await bus.close()
+
+    def quantities(response: httpx.Response) -> dict[str, int]:
+        return {i["productId"]: i["quantity"] for i in response.json()["items"]}
+
+    await eventually(
+        lambda: client.get("/cart", headers=user),
+        until=lambda r: quantities(r) == {teapot["id"]: 2},
+        what="ordered lines leaving the cart",
+    )
+    consumed = app.state.consumer
+    await eventually(
+        lambda: asyncio.sleep(0, result=_handled(consumed.service)), until=lambda n: n >= 2
+    )
+    assert quantities(await client.get("/cart", headers=user)) == {teapot["id"]: 2}
+
+
+def _handled(service: str) -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"service": service, "event_type": "OrderCreated", "outcome": "processed"}
+    return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import httpx
 import pytest
 import redis
 
-from tests.support import AMQP_URL, ROOT
+from tests.support import AMQP_URL, PG, ROOT
 
 GATEWAY_PORT = 18080
+DB_SUFFIX = "_e2e"
+DATABASES = ["users", "products", "notifications"]
 PORT_OFFSET = 10000
 STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
 STACK_ARGS = [
@@ -24,7 +28,7 @@ STACK_ARGS = [
     "--port-offset",
     str(PORT_OFFSET),
     "--db-suffix",
-    "_test",
+    DB_SUFFIX,
     "--amqp-url",
     AMQP_URL,
 ]
@@ -36,10 +40,21 @@ STACK_ARGS = [
 STACK_ENV = {"REDIS_URL": "redis://127.0.0.1:6379/14", "USER_LOGIN_FAILURES_PER_IP": "100000"}
 
 
+async def drop_databases(names: list[str]) -> None:
+    conn = await asyncpg.connect(PG.replace("+asyncpg", "") + "/postgres")
+    try:
+        for name in names:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[str]:
     env = dict(os.environ, **STACK_ENV)
     subprocess.run([*STACK, "stop", *STACK_ARGS], check=True, cwd=ROOT, env=env)
+    # Every run starts from empty databases (then migrations and the demo catalog).
+    asyncio.run(drop_databases([f"{name}{DB_SUFFIX}" for name in DATABASES]))
     redis.Redis.from_url(STACK_ENV["REDIS_URL"]).flushdb()
     subprocess.run([*STACK, "start", *STACK_ARGS], check=True, cwd=ROOT, env=env)
     yield f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -50,6 +65,38 @@ def stack() -> Iterator[str]:
 async def gateway(stack: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=f"{stack}/api/v1", timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def admin_token(stack: str) -> str:
+    """An administrator made with the real CLI, logged in through the gateway."""
+    env = dict(
+        os.environ,
+        USER_DATABASE_URL=f"{PG}/users{DB_SUFFIX}",
+        **STACK_ENV,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "user_service",
+            "create-admin",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "admin-password",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+    )
+    response = httpx.post(
+        f"{stack}/api/v1/users/login",
+        json={"email": "admin@example.com", "password": "admin-password"},
+    )
+    response.raise_for_status()
+    return str(response.json()["accessToken"])
 
 
 def service_url(port: int) -> str:

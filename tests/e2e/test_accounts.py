@@ -175,7 +175,7 @@ async def test_unknown_route_and_oversized_body_answer_in_the_error_shape(
     assert error_of(huge)["code"] == "payload_too_large"
 
 
-@pytest.mark.parametrize("port", [5001, 5006])
+@pytest.mark.parametrize("port", [5001, 5002, 5003, 5006])
 async def test_every_service_answers_health_ready_and_metrics(stack: str, port: int):
     async with httpx.AsyncClient(base_url=service_url(port)) as client:
         assert (await client.get("/health")).json() == {"status": "healthy"}

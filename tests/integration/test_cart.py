@@ -1,4 +1,4 @@
-"""cart_service in-process, calling a real product_service over HTTP, on the real Redis and RabbitMQ."""
+"""cart_service in-process, calling a real product_service over HTTP; real Redis and RabbitMQ."""
 
 from __future__ import annotations
 

@@ -131,7 +131,9 @@ async def test_redis_stopped_reads_still_answer(catalog):
     product = await create(client)
     path = f"/products/{product['id']}"
     await read_twice(client, path)
-    subprocess.run(["redis-cli", "shutdown", "nosave"], check=False, capture_output=True)
+    await asyncio.to_thread(
+        subprocess.run, ["redis-cli", "shutdown", "nosave"], check=False, capture_output=True
+    )
     try:
         response = await client.get(path)
         assert response.status_code == 200

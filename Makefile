@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -13,14 +13,14 @@ help:
 	@echo "make dlq-list SERVICE=notification_service    parked messages of a service"
 	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
+	@echo "make bench-import   time a 100,000-product import (needs make dev); docs/benchmarks.md"
 
 dev:
 	@bash scripts/bootstrap.sh
 	@$(STACK) start --name dev --gateway-port 8080
 	@echo
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
-	@echo "  user_service       http://localhost:5001/docs"
-	@echo "  notification       http://localhost:5006/docs"
+	@echo "  service API docs   http://localhost:5001/docs (users), :5002 (products), :5003 (cart), :5006 (notifications)"
 	@echo "  RabbitMQ UI        http://localhost:15672  (guest/guest)"
 	@echo "  logs               .run/dev/logs/   (make logs)"
 	@echo "  stop               make stop"
@@ -56,6 +56,9 @@ dlq-list:
 
 dlq-replay:
 	@$(PY) -m shared_events dlq replay $(SERVICE)
+
+bench-import:
+	@$(PY) scripts/bench_import.py
 
 create-admin:
 	@$(PY) -m user_service create-admin --email "$(EMAIL)" --password "$(PASSWORD)"

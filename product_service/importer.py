@@ -21,11 +21,9 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from product_service.domain import ensure_categories
-from product_service.models import Product
 from product_service.schemas import ImportError_, ImportResult, ProductCreate
 
 BATCH_SIZE = 1000
@@ -128,25 +126,53 @@ class Batches:
         return good, bad
 
 
+_COLUMNS = (
+    "id",
+    "sku",
+    "name",
+    "description",
+    "category",
+    "price",
+    "currency",
+    "active",
+    "image_url",
+    "available_quantity",
+)
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS import_rows (
+    id uuid, sku text, name text, description text, category text, price numeric(12, 2),
+    currency text, active boolean, image_url text, available_quantity integer
+) ON COMMIT DELETE ROWS
+"""
+_MERGE = sa.text(
+    f"""
+    INSERT INTO products ({", ".join(_COLUMNS)})
+    SELECT {", ".join(_COLUMNS)} FROM import_rows
+    ON CONFLICT (sku) DO UPDATE SET
+        name = excluded.name, description = excluded.description,
+        category = excluded.category, price = excluded.price, currency = excluded.currency,
+        active = excluded.active, image_url = excluded.image_url, updated_at = now()
+    RETURNING (xmax = 0)
+    """
+)
+
+
 async def upsert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """Insert or update by SKU; return how many were new."""
+    """Insert or update by SKU; return how many were new.
+
+    The rows are COPied into a temporary staging table and merged with one
+    INSERT ... SELECT ... ON CONFLICT: an order of magnitude faster than building a
+    many-row VALUES statement per batch (whose compilation dominated the import).
+    """
     await ensure_categories(session, {r["category"] for r in rows})
-    values = insert(Product).values(rows)
-    excluded = values.excluded
-    statement: Any = values.on_conflict_do_update(
-        index_elements=[Product.sku],
-        set_={
-            "name": excluded.name,
-            "description": excluded.description,
-            "category": excluded.category,
-            "price": excluded.price,
-            "currency": excluded.currency,
-            "active": excluded.active,
-            "image_url": excluded.image_url,
-            "updated_at": sa.func.now(),
-        },
-    ).returning(sa.literal_column("xmax = 0"))
-    inserted = (await session.execute(statement)).scalars().all()
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.execute(_STAGING)
+    await raw.copy_records_to_table(
+        "import_rows", records=[tuple(r[c] for c in _COLUMNS) for r in rows], columns=_COLUMNS
+    )
+    inserted = (await session.execute(_MERGE)).scalars().all()
     return sum(1 for new in inserted if new)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.exceptions as redis
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -87,6 +89,16 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("store_unavailable", path=request.url.path, error=repr(exc))
+    return error_response(
+        503,
+        "service_unavailable",
+        "A data store is unavailable. Try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
@@ -96,4 +108,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # A database or Redis that does not answer is a fault to retry, not a bug: 503.
+    for store_error in (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        ConnectionError,
+    ):
+        app.add_exception_handler(store_error, _store_unavailable)
     app.add_exception_handler(Exception, _unhandled_error)

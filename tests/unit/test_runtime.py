@@ -156,3 +156,18 @@ def test_request_id_is_kept_or_made():
     )
     made = client.get("/nowhere").headers["x-request-id"]
     assert len(made) == 32
+
+
+def test_an_unreachable_store_is_a_503_not_a_500():
+    import redis.exceptions
+
+    app = small_app()
+
+    @app.get("/redis-down")
+    async def redis_down() -> None:
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/redis-down")
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "5"

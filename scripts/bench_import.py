@@ -73,6 +73,11 @@ def timed_import(gateway: str, token: str, body: bytes) -> tuple[float, dict]:
     return elapsed, response.json()
 
 
+def row(what: str, rows: int, body: bytes, seconds: float) -> str:
+    size = f"{len(body) / 2**20:.1f} MiB"
+    return f"| {what} | {rows:,} | {size} | {seconds:.2f} | {rows / seconds:,.0f} |"
+
+
 def record(section: str, text: str) -> None:
     """Replace (or add) one '## section' of docs/benchmarks.md."""
     path = ROOT / "docs" / "benchmarks.md"
@@ -110,8 +115,8 @@ Command: `make dev && make bench-import` (`scripts/bench_import.py --rows {args.
 
 | what | rows | file | seconds | rows/s |
 |---|---:|---:|---:|---:|
-| import, all new (CSV through the gateway) | {args.rows:,} | {len(create_body) / 2**20:.1f} MiB | {created_s:.2f} | {args.rows / created_s:,.0f} |
-| import again, all updates | {args.rows:,} | {len(update_body) / 2**20:.1f} MiB | {updated_s:.2f} | {args.rows / updated_s:,.0f} |
+{row("import, all new (CSV through the gateway)", args.rows, create_body, created_s)}
+{row("import again, all updates", args.rows, update_body, updated_s)}
 
 Target: 100,000 rows in under 15 s.
 """

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -13,6 +13,7 @@ help:
 	@echo "make dlq-list SERVICE=notification_service    parked messages of a service"
 	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
+	@echo "make verify   check the order saga's invariants against the databases"
 	@echo "make bench-import   time a 100,000-product import (needs make dev); docs/benchmarks.md"
 
 dev:
@@ -20,7 +21,8 @@ dev:
 	@$(STACK) start --name dev --gateway-port 8080
 	@echo
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
-	@echo "  service API docs   http://localhost:5001/docs (users), :5002 (products), :5003 (cart), :5006 (notifications)"
+	@echo "  service API docs   http://localhost:5001/docs (users), :5002 (products), :5003 (cart),"
+	@echo "                     :5004 (orders), :5005 (payments), :5006 (notifications)"
 	@echo "  RabbitMQ UI        http://localhost:15672  (guest/guest)"
 	@echo "  logs               .run/dev/logs/   (make logs)"
 	@echo "  stop               make stop"
@@ -37,7 +39,7 @@ logs:
 lint:
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy shared_runtime shared_events user_service product_service cart_service notification_service scripts nginx
+	@$(PY) -m mypy shared_runtime shared_events user_service product_service cart_service order_service payment_service notification_service scripts nginx
 
 format:
 	@$(PY) -m ruff format .
@@ -56,6 +58,9 @@ dlq-list:
 
 dlq-replay:
 	@$(PY) -m shared_events dlq replay $(SERVICE)
+
+verify:
+	@$(PY) scripts/verify.py
 
 bench-import:
 	@$(PY) scripts/bench_import.py

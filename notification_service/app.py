@@ -7,8 +7,15 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from notification_service.api import router
-from notification_service.handlers import build_handlers
-from notification_service.providers import SandboxEmailProvider, SendGridEmailProvider
+from notification_service.handlers import Notifier, build_handlers
+from notification_service.providers import (
+    EmailProvider,
+    SandboxEmailProvider,
+    SandboxSmsProvider,
+    SendGridEmailProvider,
+    SmsProvider,
+    TwilioSmsProvider,
+)
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
@@ -23,16 +30,28 @@ class Settings(ServiceSettings):
     email_from: str = "shop@example.com"
     sendgrid_api_key: str | None = Field(None, validation_alias="SENDGRID_API_KEY")
     sendgrid_api_host: str = Field("https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
+    twilio_account_sid: str | None = Field(None, validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, validation_alias="TWILIO_AUTH_TOKEN")
+    twilio_from_number: str = Field("+15005550006", validation_alias="TWILIO_FROM_NUMBER")
+    twilio_api_base: str | None = Field(None, validation_alias="TWILIO_API_BASE")
 
 
 async def _on_startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    email: EmailProvider = SandboxEmailProvider()
     if settings.sendgrid_api_key:
-        app.state.email_provider = SendGridEmailProvider(
+        email = SendGridEmailProvider(
             settings.sendgrid_api_key, settings.email_from, settings.sendgrid_api_host
         )
-    else:
-        app.state.email_provider = SandboxEmailProvider()
+    sms: SmsProvider = SandboxSmsProvider()
+    if settings.twilio_account_sid and settings.twilio_auth_token:
+        sms = TwilioSmsProvider(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_from_number,
+            settings.twilio_api_base,
+        )
+    app.state.notifier = Notifier(email, sms, settings.shop_name)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -22,6 +22,8 @@ class Delivery(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
+    # The order a message is about, if any.
+    reference: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     channel: Mapped[str] = mapped_column(sa.String(10), nullable=False)
     template: Mapped[str] = mapped_column(sa.String(50), nullable=False)
     recipient: Mapped[str] = mapped_column(sa.String(320), nullable=False)
@@ -33,3 +35,14 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )
+
+
+class Contact(Base):
+    """How to reach a customer, from UserRegistered: the SMS on shipping needs the phone."""
+
+    __tablename__ = "contacts"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    full_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    phone: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)

@@ -7,6 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from product_service.api import router
 from product_service.cache import CatalogCache
+from product_service.handlers import build_handlers
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or Settings(),
         title="product_service",
         routers=[router],
+        handlers=build_handlers,
         uses_redis=True,
         on_startup=_on_startup,
     )

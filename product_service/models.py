@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Name weighs more than description in the ranking; 'english' stems "mugs" to "mug".
@@ -65,4 +65,19 @@ class Product(Base):
     )
     search_vector: Mapped[str] = mapped_column(
         TSVECTOR, sa.Computed(SEARCH_VECTOR_SQL, persisted=True), deferred=True
+    )
+
+
+class StockReservation(Base):
+    """What one order holds: reserved, then sold or released. Also the tombstone of an order
+    cancelled before it was seen (status "cancelled"), so a late OrderCreated reserves nothing."""
+
+    __tablename__ = "stock_reservations"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    # new (only inside a transaction), reserved, failed, released, sold, cancelled
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    lines: Mapped[list[dict[str, object]]] = mapped_column(JSONB, nullable=False, default=list)
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )

@@ -32,11 +32,17 @@ SERVICES: dict[str, tuple[str, int, str | None]] = {
     "user_service": ("USER", 5001, "users"),
     "product_service": ("PRODUCT", 5002, "products"),
     "cart_service": ("CART", 5003, None),
+    "order_service": ("ORDER", 5004, "orders"),
+    "payment_service": ("PAYMENT", 5005, "payments"),
     "notification_service": ("NOTIFICATION", 5006, "notifications"),
 }
 # service -> {setting: peer service}, the static addresses of the peers it calls
 PEERS: dict[str, dict[str, str]] = {
     "cart_service": {"PRODUCT_SERVICE_URL": "product_service"},
+    "order_service": {
+        "CART_SERVICE_URL": "cart_service",
+        "PRODUCT_SERVICE_URL": "product_service",
+    },
 }
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}

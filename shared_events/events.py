@@ -39,6 +39,8 @@ class OrderLine(CamelModel):
 class StockLine(CamelModel):
     product_id: uuid.UUID
     quantity: int
+    # On StockReservationFailed: what was available when the order asked for ``quantity``.
+    available: int | None = None
 
 
 class UserRegistered(Event):
@@ -57,6 +59,8 @@ class OrderCreated(Event):
     currency: str
     user_email: str
     items: list[OrderLine]
+    # The Stripe payment method the customer chose (an id such as pm_card_visa, never card data).
+    payment_method_id: str
 
 
 class StockReserved(Event):
@@ -85,6 +89,9 @@ class PaymentProcessed(Event):
     success: bool
     transaction_id: str | None = None
     reason: str | None = None
+    decline_code: str | None = None
+    user_id: uuid.UUID
+    user_email: str
 
 
 class OrderConfirmed(Event):
@@ -106,6 +113,7 @@ class OrderShipped(Event):
     routing_key: ClassVar[str] = "order.shipped"
     order_id: uuid.UUID
     tracking_number: str
+    user_id: uuid.UUID
     user_email: str
 
 

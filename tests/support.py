@@ -54,6 +54,8 @@ def migrate(service: str, database: str) -> None:
     prefix = {
         "user_service": "USER",
         "product_service": "PRODUCT",
+        "order_service": "ORDER",
+        "payment_service": "PAYMENT",
         "notification_service": "NOTIFICATION",
     }[service]
     env = dict(os.environ, **{f"{prefix}_DATABASE_URL": database_url(database)})

@@ -17,7 +17,7 @@ from tests.support import AMQP_URL, PG, ROOT
 
 GATEWAY_PORT = 18080
 DB_SUFFIX = "_e2e"
-DATABASES = ["users", "products", "notifications"]
+DATABASES = ["users", "products", "orders", "payments", "notifications"]
 PORT_OFFSET = 10000
 STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
 STACK_ARGS = [
@@ -101,3 +101,22 @@ def admin_token(stack: str) -> str:
 
 def service_url(port: int) -> str:
     return f"http://127.0.0.1:{port + PORT_OFFSET}"
+
+
+@pytest.fixture(autouse=True)
+async def saga_invariants(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After every end-to-end test: the invariants of the order saga hold."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    from scripts.verify import verify
+    from tests.support import eventually
+
+    report = await eventually(
+        lambda: verify(DB_SUFFIX, settled=True),
+        until=lambda r: not r.violations,
+        timeout=15,
+        interval=0.25,
+        what="the saga invariants",
+    )
+    assert report.counts["products"] > 0

@@ -113,6 +113,8 @@ def no_test_stack_running() -> None:
                 "user_service",
                 "product_service",
                 "cart_service",
+                "order_service",
+                "payment_service",
                 "notification_service",
             ):
                 await channel.queue_delete(queue)

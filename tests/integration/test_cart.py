@@ -257,6 +257,7 @@ async def test_order_created_takes_the_ordered_lines_out_once(cart, product_serv
                 product_id=uuid.UUID(mug["id"]), name="M", quantity=1, unit_price=Decimal("19.99")
             ),
         ],
+        payment_method_id="pm_card_visa",
     )
     bus = EventBus(AMQP_URL, "ecommerce.events", "test-publisher")
     await bus.connect()

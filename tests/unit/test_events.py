@@ -31,6 +31,7 @@ def test_money_travels_as_a_string_never_a_float():
         items=[
             OrderLine(product_id=uuid.uuid4(), name="Mug", quantity=2, unit_price=Decimal("29.95"))
         ],
+        payment_method_id="pm_card_visa",
     )
     body = json.loads(order.to_json())
     assert body["totalAmount"] == "59.90"

@@ -1,0 +1,56 @@
+"""create_app(): order_service's FastAPI app and its settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pydantic_settings import SettingsConfigDict
+
+from order_service.api import router
+from order_service.handlers import build_handlers
+from order_service.sweeper import DeadlineSweeper
+from shared_runtime.peers import PeerClient
+from shared_runtime.service import create_service_app
+from shared_runtime.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDER_")
+
+    service_name: str = "order_service"
+    port: int = 5004
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/orders"
+    cart_service_url: str = "http://127.0.0.1:5003"
+    product_service_url: str = "http://127.0.0.1:5002"
+    saga_deadline_s: int = 1800
+    sweep_interval_s: float = 5.0
+    peer_timeout_s: float = 2.0
+
+
+async def _on_startup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    app.state.peers = PeerClient(
+        service=settings.service_name,
+        peers={
+            "cart_service": settings.cart_service_url,
+            "product_service": settings.product_service_url,
+        },
+        timeout_s=settings.peer_timeout_s,
+    )
+    app.state.sweeper = DeadlineSweeper(app.state.sessionmaker, settings.sweep_interval_s)
+    app.state.sweeper.start()
+
+
+async def _on_shutdown(app: FastAPI) -> None:
+    await app.state.sweeper.stop()
+    await app.state.peers.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or Settings(),
+        title="order_service",
+        routers=[router],
+        handlers=build_handlers,
+        on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
+    )

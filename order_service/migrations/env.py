@@ -1,0 +1,7 @@
+"""Alembic environment of order_service."""
+
+from order_service.models import Base
+from shared_events.store import metadata as events_metadata
+from shared_runtime.migrate import run_env
+
+run_env([Base.metadata, events_metadata])

@@ -1,0 +1,64 @@
+"""Driving stored orders through the saga: load, decide, store, emit, in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from order_service.domain import Cancel, Confirm, Input, Ship, decide
+from order_service.models import Order, TimelineEntry
+from shared_events.events import OrderCancelled, OrderConfirmed, OrderShipped
+from shared_events.store import add_event
+
+
+def record(order: Order, event: str, direction: str, details: dict[str, Any] | None = None) -> None:
+    order.timeline.append(
+        TimelineEntry(order_id=order.id, event=event, direction=direction, details=details)
+    )
+
+
+async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """The order, locked until the transaction ends: its inputs are applied one at a time."""
+    result = await session.execute(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def advance(session: AsyncSession, order: Order, saga_input: Input) -> None:
+    """Apply one input to a locked order and emit what the saga decides.
+
+    Raises TransitionRefused for a command the order's state does not allow."""
+    saga, outputs = decide(order.saga(), saga_input)
+    order.set_saga(saga)
+    for output in outputs:
+        if isinstance(output, Confirm):
+            event: Any = OrderConfirmed(
+                order_id=order.id, user_id=order.user_id, user_email=order.user_email
+            )
+        elif isinstance(output, Cancel):
+            event = OrderCancelled(
+                order_id=order.id,
+                user_id=order.user_id,
+                user_email=order.user_email,
+                reason=output.reason,
+            )
+        elif isinstance(output, Ship):
+            order.tracking_number = output.tracking_number
+            event = OrderShipped(
+                order_id=order.id,
+                tracking_number=output.tracking_number,
+                user_id=order.user_id,
+                user_email=order.user_email,
+            )
+        await add_event(session, event, correlation_id=order.id)
+        details = {"reason": output.reason} if isinstance(output, Cancel) else None
+        if isinstance(output, Ship):
+            details = {"trackingNumber": output.tracking_number}
+        record(order, event.event_type(), "emitted", details)

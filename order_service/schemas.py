@@ -1,0 +1,80 @@
+"""Request and response bodies of order_service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import pycountry
+from pydantic import AfterValidator, Field
+
+from shared_events.events import CamelModel
+
+
+def _country(code: str) -> str:
+    code = code.upper()
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. DE")
+    return code
+
+
+class ShippingAddress(CamelModel):
+    full_name: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: Annotated[str, AfterValidator(_country)]
+
+
+class PlaceOrder(CamelModel):
+    shipping_address: ShippingAddress
+    payment_method_id: str = Field(
+        pattern=r"^pm_[A-Za-z0-9_]{1,100}$",
+        description="a Stripe payment method id, e.g. pm_card_visa (never card data)",
+    )
+
+
+class ShipOrder(CamelModel):
+    tracking_number: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$")
+
+
+class LineOut(CamelModel):
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+class TimelineOut(CamelModel):
+    event: str
+    direction: str
+    at: datetime
+    details: dict[str, Any] | None
+
+
+class OrderOut(CamelModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    total_amount: Decimal
+    currency: str
+    items: list[LineOut]
+    shipping_address: dict[str, Any]
+    payment_method_id: str
+    cancel_reason: str | None
+    tracking_number: str | None
+    created_at: datetime
+    updated_at: datetime | None
+    deadline_at: datetime
+    timeline: list[TimelineOut]
+
+
+class OrderPage(CamelModel):
+    items: list[OrderOut]
+    total: int
+    page: int
+    page_size: int

@@ -1,0 +1,62 @@
+"""The saga deadline: orders still PENDING past it are cancelled (safe with several replicas)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from order_service.domain import DeadlinePassed, Status
+from order_service.models import Order
+from order_service.saga import advance, record
+
+log = structlog.get_logger(__name__)
+BATCH = 100
+
+
+async def cancel_overdue(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Cancel one batch of overdue orders; SKIP LOCKED lets replicas share the work."""
+    async with sessionmaker() as session, session.begin():
+        overdue = (
+            await session.scalars(
+                sa.select(Order)
+                .where(Order.status == Status.PENDING, Order.deadline_at < sa.func.now())
+                .order_by(Order.deadline_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for order in overdue:
+            record(order, "DeadlinePassed", "received")
+            await advance(session, order, DeadlinePassed())
+    if overdue:
+        log.warning("orders_cancelled_at_deadline", count=len(overdue))
+    return len(overdue)
+
+
+class DeadlineSweeper:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
+        self.sessionmaker = sessionmaker
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="saga-deadline-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await cancel_overdue(self.sessionmaker) == BATCH:
+                    pass
+            except Exception:
+                log.exception("deadline_sweep_failed")
+            await asyncio.sleep(self.interval_s)

@@ -1,0 +1,1 @@
+"""payment_service: payments through Stripe or the sandbox."""

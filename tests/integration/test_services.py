@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +16,7 @@ from notification_service.app import create_app as create_notification_app
 from notification_service.models import Delivery
 from shared_events.events import UserRegistered
 from shared_events.store import add_event
+from tests.fake_api import FakeApi, Reply
 from tests.support import (
     AMQP_URL,
     REDIS_URL,
@@ -62,60 +60,21 @@ def notification_settings(**overrides: Any) -> NotificationSettings:
 # --- SendGrid's API, as documented: POST /v3/mail/send -> 202 with X-Message-Id ----------
 
 
-class FakeSendGrid:
-    """A local HTTP server that checks what the SendGrid SDK sends and answers like SendGrid."""
+class FakeSendGrid(FakeApi):
+    """Checks what the SendGrid SDK sends and answers like SendGrid: 202 with X-Message-Id."""
 
     def __init__(self, failures_before_success: int = 0) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.failures_left = failures_before_success
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                fake.requests.append(
-                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
-                )
-                if fake.failures_left > 0:
-                    fake.failures_left -= 1
-                    self._answer(500, {"errors": [{"message": "Internal error", "field": None}]})
-                    return
-                if self.headers.get("Authorization") != "Bearer SG.test-key":
-                    self._answer(
-                        401,
-                        {
-                            "errors": [
-                                {
-                                    "message": "The provided authorization "
-                                    "grant is invalid, expired, or revoked"
-                                }
-                            ]
-                        },
-                    )
-                    return
-                self.send_response(202)
-                self.send_header("X-Message-Id", f"sg-{len(fake.requests)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def _answer(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: dict[str, Any]) -> Reply:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return 500, {"errors": [{"message": "Internal error", "field": None}]}, {}
+        if request["headers"].get("Authorization") != "Bearer SG.test-key":
+            message = "The provided authorization grant is invalid, expired, or revoked"
+            return 401, {"errors": [{"message": message}]}, {}
+        return 202, None, {"X-Message-Id": f"sg-{len(self.requests)}"}
 
 
 @pytest.fixture

@@ -3,14 +3,10 @@ the sandbox and to_minor_units without a server."""
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 
@@ -23,6 +19,7 @@ from payment_service.providers import (
     build_payment_provider,
     to_minor_units,
 )
+from tests.fake_api import FakeApi, Reply
 
 API_KEY = "sk_test_contract"
 
@@ -32,79 +29,52 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationW
 # --- Stripe's API, as documented: form-encoded POSTs, PaymentIntent objects, error bodies -----
 
 
-class FakeStripe:
+class FakeStripe(FakeApi):
     """A local HTTP server that checks what the Stripe SDK sends and answers like Stripe.
 
     Like Stripe it saves the answer to each Idempotency-Key (500s included) and replays it,
     and refuses a key reused with other parameters."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.intents: dict[str, dict[str, Any]] = {}
         self.replies: dict[str, tuple[dict[str, list[str]], int, dict[str, Any]]] = {}
         self.fail_next: int | None = None  # answer the next request with this status
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake.requests.append({"method": "GET", "path": self.path, "headers": self.headers})
-                intent = fake.intents.get(self.path.removeprefix("/v1/payment_intents/"))
-                if intent is None:
-                    self._answer(
-                        404, _error("invalid_request_error", "resource_missing", "No such")
-                    )
-                else:
-                    self._answer(200, intent)
+    def answer(self, request: dict[str, Any]) -> Reply:
+        status, payload, replayed = self._answer(request)
+        headers = {"Request-Id": f"req_{uuid.uuid4().hex[:14]}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return status, payload, headers
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                form = parse_qs(body)
-                fake.requests.append(
-                    {"method": "POST", "path": self.path, "headers": self.headers, "form": form}
+    def _answer(self, request: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+        if request["method"] == "GET":
+            intent = self.intents.get(request["path"].removeprefix("/v1/payment_intents/"))
+            if intent is None:
+                return 404, _error("invalid_request_error", "resource_missing", "No such"), False
+            return 200, intent, False
+        if request["headers"].get("Authorization") != f"Bearer {API_KEY}":
+            message = "Invalid API Key provided: sk_test_***"
+            return 401, _error("invalid_request_error", None, message), False
+        form = request["form"]
+        key = request["headers"]["Idempotency-Key"]
+        if key in self.replies:
+            first_form, status, payload = self.replies[key]
+            if first_form != form:
+                message = (
+                    "Keys for idempotent requests can only be used with the same "
+                    "parameters they were first used with."
                 )
-                if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-                    message = "Invalid API Key provided: sk_test_***"
-                    self._answer(401, _error("invalid_request_error", None, message))
-                    return
-                key = self.headers["Idempotency-Key"]
-                if key in fake.replies:
-                    first_form, status, payload = fake.replies[key]
-                    if first_form != form:
-                        message = (
-                            "Keys for idempotent requests can only be used with the same "
-                            "parameters they were first used with."
-                        )
-                        self._answer(400, _error("idempotency_error", None, message))
-                        return
-                    self._answer(status, payload, replayed=True)
-                    return
-                if fake.fail_next is not None:
-                    status, fake.fail_next = fake.fail_next, None
-                    payload = _error("api_error", None, "An unknown error occurred")
-                else:
-                    status, payload = fake.handle(self.path, form)
-                fake.replies[key] = (form, status, payload)
-                self._answer(status, payload)
-
-            def _answer(self, status: int, payload: dict[str, Any], replayed: bool = False) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", f"req_{uuid.uuid4().hex[:14]}")
-                if replayed:
-                    self.send_header("Idempotent-Replayed", "true")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+                return 400, _error("idempotency_error", None, message), False
+            return status, payload, True
+        if self.fail_next is not None:
+            status, self.fail_next = self.fail_next, None
+            payload = _error("api_error", None, "An unknown error occurred")
+        else:
+            status, payload = self.handle(request["path"], form)
+        self.replies[key] = (form, status, payload)
+        return status, payload, False
 
     def handle(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         if path == "/v1/payment_intents":
@@ -171,10 +141,6 @@ class FakeStripe:
     def forget_idempotency_keys(self) -> None:
         """What 24 hours do: Stripe prunes the saved answers."""
         self.replies.clear()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _error(type_: str, code: str | None, message: str, param: str | None = None) -> dict[str, Any]:

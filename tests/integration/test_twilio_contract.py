@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 
@@ -19,6 +15,7 @@ from notification_service.providers import (
     SmsMessage,
     TwilioSmsProvider,
 )
+from tests.fake_api import FakeApi, Reply
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-test-token"
@@ -27,53 +24,27 @@ FROM_NUMBER = "+14155550100"
 # --- Twilio's API, as documented: POST /2010-04-01/Accounts/{AccountSid}/Messages.json -----
 
 
-class FakeTwilio:
-    """A local HTTP server that checks what the Twilio SDK sends and answers like Twilio."""
+class FakeTwilio(FakeApi):
+    """Checks what the Twilio SDK sends and answers like Twilio."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         self.fail_next: tuple[int, dict[str, Any]] | None = None
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                form = parse_qs(body)
-                fake.requests.append({"path": self.path, "headers": self.headers, "form": form})
-                if fake.fail_next is not None:
-                    status, payload = fake.fail_next
-                    fake.fail_next = None
-                    self._answer(status, payload)
-                    return
-                expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-                if self.headers.get("Authorization") != f"Basic {expected}":
-                    self._answer(401, _error(20003, "Authenticate", 401))
-                    return
-                if self.path != f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
-                    self._answer(404, _error(20404, "The requested resource was not found", 404))
-                    return
-                to = form["To"][0]
-                if not to.startswith("+") or not to[1:].isdigit():
-                    self._answer(400, _error(21211, f"Invalid 'To' Phone Number: {to}", 400))
-                    return
-                self._answer(201, fake.message(to, form["From"][0], form["Body"][0]))
-
-            def _answer(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+    def answer(self, request: dict[str, Any]) -> Reply:
+        if self.fail_next is not None:
+            (status, payload), self.fail_next = self.fail_next, None
+            return status, payload, {}
+        expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if request["headers"].get("Authorization") != f"Basic {expected}":
+            return 401, _error(20003, "Authenticate", 401), {}
+        if request["path"] != f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json":
+            return 404, _error(20404, "The requested resource was not found", 404), {}
+        form = request["form"]
+        to = form["To"][0]
+        if not to.startswith("+") or not to[1:].isdigit():
+            return 400, _error(21211, f"Invalid 'To' Phone Number: {to}", 400), {}
+        return 201, self.message(to, form["From"][0], form["Body"][0]), {}
 
     def message(self, to: str, from_: str, body: str) -> dict[str, Any]:
         sid = "SM" + uuid.uuid4().hex
@@ -101,10 +72,6 @@ class FakeTwilio:
             "to": to,
             "uri": f"{uri}.json",
         }
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _error(code: int, message: str, status: int) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from pydantic_settings import SettingsConfigDict
 from order_service.api import router
 from order_service.handlers import build_handlers
 from order_service.sweeper import DeadlineSweeper
-from shared_runtime.peers import PeerClient
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
@@ -23,34 +22,29 @@ class Settings(ServiceSettings):
     product_service_url: str = "http://127.0.0.1:5002"
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
-    peer_timeout_s: float = 2.0
 
 
 async def _on_startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    app.state.peers = PeerClient(
-        service=settings.service_name,
-        peers={
-            "cart_service": settings.cart_service_url,
-            "product_service": settings.product_service_url,
-        },
-        timeout_s=settings.peer_timeout_s,
-    )
     app.state.sweeper = DeadlineSweeper(app.state.sessionmaker, settings.sweep_interval_s)
     app.state.sweeper.start()
 
 
 async def _on_shutdown(app: FastAPI) -> None:
     await app.state.sweeper.stop()
-    await app.state.peers.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
     return create_service_app(
-        settings or Settings(),
+        settings,
         title="order_service",
         routers=[router],
         handlers=build_handlers,
+        peers={
+            "cart_service": settings.cart_service_url,
+            "product_service": settings.product_service_url,
+        },
         on_startup=_on_startup,
         on_shutdown=_on_shutdown,
     )

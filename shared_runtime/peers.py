@@ -7,7 +7,8 @@
   row, fails fast while open, and lets one trial call through after ``breaker_reset_s``;
 - the request id of the current request goes along as X-Request-ID.
 
-Peers are found by name through ``resolve`` (static URLs from settings for now).
+Peers are found by name through :class:`shared_runtime.discovery.Discovery` (Consul, or
+static URLs from settings).
 A 4xx answer is the peer speaking, not failing: it is returned, and does not trip the breaker.
 """
 
@@ -27,6 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared_runtime.discovery import Discovery
 from shared_runtime.observability import current_request_id
 
 log = structlog.get_logger(__name__)
@@ -62,14 +64,14 @@ class PeerClient:
         self,
         *,
         service: str,
-        peers: dict[str, str],
+        discovery: Discovery,
         timeout_s: float = 2.0,
         attempts: int = 3,
         breaker_threshold: int = 5,
         breaker_reset_s: float = 10.0,
     ) -> None:
         self.service = service
-        self.peers = peers
+        self.discovery = discovery
         self.attempts = attempts
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
@@ -83,11 +85,11 @@ class PeerClient:
     async def close(self) -> None:
         await self.client.aclose()
 
-    def resolve(self, peer: str) -> str:
+    async def resolve(self, peer: str) -> str:
         try:
-            return self.peers[peer].rstrip("/")
-        except KeyError:
-            raise PeerUnavailable(peer, "no address configured") from None
+            return await self.discovery.resolve(peer)
+        except LookupError:
+            raise PeerUnavailable(peer, "no address known") from None
 
     def _on_breaker_event(self, name: str, event_type: str, event: Any) -> None:
         if event_type == "state_changed":
@@ -115,13 +117,13 @@ class PeerClient:
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
     ) -> httpx.Response:
-        url = self.resolve(peer) + path
         sent_headers = dict(headers or {})
         request_id = current_request_id()
         if request_id:
             sent_headers.setdefault("X-Request-ID", request_id)
 
         async def attempt() -> httpx.Response:
+            url = await self.resolve(peer) + path  # each retry may pick another instance
             breaker = await self.breakers.get_breaker(peer)
             async with breaker:
                 response = await self.client.request(

@@ -20,11 +20,13 @@ from shared_events.consumer import EventConsumer, Handler
 from shared_events.events import Event
 from shared_events.relay import OutboxRelay
 from shared_runtime.db import create_engine, create_sessionmaker
+from shared_runtime.discovery import Discovery, advertise_address
 from shared_runtime.errors import install_error_handlers
 from shared_runtime.health import ReadinessCheck, database_check, redis_check
 from shared_runtime.health import router as health_router
 from shared_runtime.logs import configure_logging
 from shared_runtime.observability import RequestContextMiddleware, metrics_endpoint
+from shared_runtime.peers import PeerClient
 from shared_runtime.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -41,6 +43,7 @@ def create_service_app(
     handlers: HandlerFactory | None = None,
     uses_redis: bool = False,
     uses_database: bool = True,
+    peers: dict[str, str] | None = None,
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
 ) -> FastAPI:
@@ -64,6 +67,19 @@ def create_service_app(
                 )
                 stack.push_async_callback(app.state.redis.aclose)
                 checks["redis"] = redis_check(app.state.redis)
+
+            discovery = Discovery(peers or {}, settings.consul_http_addr)
+            stack.push_async_callback(discovery.close)
+            app.state.discovery = discovery
+            if peers is not None:
+                app.state.peers = PeerClient(
+                    service=settings.service_name,
+                    discovery=discovery,
+                    timeout_s=settings.peer_timeout_s,
+                    breaker_threshold=settings.breaker_threshold,
+                    breaker_reset_s=settings.breaker_reset_s,
+                )
+                stack.push_async_callback(app.state.peers.close)
 
             bus = EventBus(settings.amqp_url, settings.events_exchange, settings.service_name)
             await bus.connect()
@@ -103,6 +119,12 @@ def create_service_app(
                 stack.push_async_callback(consumer.stop)
                 app.state.consumer = consumer
 
+            await discovery.register(
+                settings.service_name,
+                settings.advertise_address or advertise_address(),
+                settings.port,
+            )
+            stack.push_async_callback(discovery.deregister)
             log.info("service_started", port=settings.port)
             yield
             log.info("service_stopping")

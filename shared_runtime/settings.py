@@ -34,5 +34,15 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = Field("change-me-in-production", validation_alias="JWT_SECRET")
     jwt_ttl_seconds: int = Field(24 * 3600, validation_alias="JWT_TTL_SECONDS")
 
+    # Calls to other services (shared_runtime.peers): per service, with its prefix.
+    peer_timeout_s: float = 2.0
+    breaker_threshold: int = 5
+    breaker_reset_s: float = 10.0
+
+    consul_http_addr: str | None = Field(None, validation_alias="CONSUL_HTTP_ADDR")
+    # The address other instances reach this one at; found from the hostname when unset.
+    advertise_address: str | None = Field(None, validation_alias="SERVICE_ADVERTISE_ADDRESS")
+    elasticsearch_url: str | None = Field(None, validation_alias="ELASTICSEARCH_URL")
+
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="LOG_JSON")

@@ -1,4 +1,4 @@
-"""A local HTTP server standing in for a provider's API (SendGrid, Stripe, Twilio) in tests.
+"""A local HTTP server standing in for an external API (SendGrid, Stripe, Twilio, Consul, ...).
 
 It records every request as a dict (method, path, headers, body, and json or form when the
 body is one) and answers what the subclass's ``answer`` returns, so each fake holds only what
@@ -32,10 +32,10 @@ class FakeApi:
                     "body": body,
                 }
                 content_type = self.headers.get("Content-Type", "")
-                if content_type.startswith("application/json"):
-                    request["json"] = json.loads(body)
-                elif content_type.startswith("application/x-www-form-urlencoded"):
+                if content_type.startswith("application/x-www-form-urlencoded"):
                     request["form"] = parse_qs(body.decode())
+                elif body[:1] in (b"{", b"["):  # some clients send JSON without saying so
+                    request["json"] = json.loads(body)
                 fake.requests.append(request)
                 status, payload, headers = fake.answer(request)
                 data = json.dumps(payload).encode() if payload is not None else b""
@@ -48,7 +48,7 @@ class FakeApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -44,32 +44,39 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return {k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()}
 
 
-def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the standard library's logging to one JSON line per record."""
-    shared: list[Any] = [
+def _shared_processors() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         structlog.processors.format_exc_info,
         redact_secrets,
     ]
+
+
+def formatter(service_name: str, json: bool = True) -> logging.Formatter:
+    """Renders structlog and standard-library records alike: one JSON object per record."""
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service_name),
             renderer,
         ],
     )
+
+
+def configure_logging(service_name: str, level: str = "INFO", json: bool = True) -> None:
+    """Route structlog and the standard library's logging to one JSON line per record."""
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        cache_logger_on_first_use=True,
+    )
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(service_name, json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

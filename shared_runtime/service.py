@@ -8,6 +8,7 @@ lifespan makes the engine, Redis, the bus, the outbox relay and the consumer, ke
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ from shared_runtime.discovery import Discovery, advertise_address
 from shared_runtime.errors import install_error_handlers
 from shared_runtime.health import ReadinessCheck, database_check, redis_check
 from shared_runtime.health import router as health_router
-from shared_runtime.logs import configure_logging
+from shared_runtime.log_shipping import LogShipper
+from shared_runtime.logs import configure_logging, formatter
 from shared_runtime.observability import RequestContextMiddleware, metrics_endpoint
 from shared_runtime.peers import PeerClient
 from shared_runtime.settings import ServiceSettings
@@ -55,6 +57,12 @@ def create_service_app(
         app.state.readiness_checks = checks
         app.state.sessionmaker = None
         async with contextlib.AsyncExitStack() as stack:
+            if settings.elasticsearch_url:
+                shipper = LogShipper(settings.elasticsearch_url, settings.service_name)
+                shipper.setFormatter(formatter(settings.service_name))
+                logging.getLogger().addHandler(shipper)
+                shipper.start()
+                stack.push_async_callback(_detach, shipper)
             if uses_database:
                 engine = create_engine(settings.database_url, settings.db_pool_size)
                 stack.push_async_callback(engine.dispose)
@@ -138,6 +146,11 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _detach(shipper: LogShipper) -> None:
+    logging.getLogger().removeHandler(shipper)
+    await shipper.stop()
 
 
 def serve(app: Any, settings: ServiceSettings) -> None:

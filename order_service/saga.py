@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.domain import Cancel, Confirm, Input, Ship, decide
 from order_service.models import Order, TimelineEntry
 from shared_events.events import OrderCancelled, OrderConfirmed, OrderShipped
 from shared_events.store import add_event
+from shared_runtime.db import after_commit
+
+SAGA_OUTCOMES = Counter(
+    "saga_outcomes_total", "Orders reaching an outcome, by outcome.", ["outcome"]
+)
+SAGA_DURATION = Histogram(
+    "saga_duration_seconds",
+    "From the order's creation to its outcome.",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600),
+)
+
+
+def _count_outcome(session: AsyncSession, order: Order, outcome: str) -> None:
+    """Counted once the transaction commits: a rolled-back decision never happened."""
+    created = order.created_at
+
+    async def count() -> None:
+        SAGA_OUTCOMES.labels(outcome).inc()
+        if created is not None:
+            SAGA_DURATION.labels(outcome).observe((datetime.now(UTC) - created).total_seconds())
+
+    after_commit(session, count)
 
 
 def record(order: Order, event: str, direction: str, details: dict[str, Any] | None = None) -> None:
@@ -58,6 +83,11 @@ async def advance(session: AsyncSession, order: Order, saga_input: Input) -> Non
                 user_email=order.user_email,
             )
         await add_event(session, event, correlation_id=order.id)
+        _count_outcome(
+            session,
+            order,
+            {Confirm: "confirmed", Cancel: "cancelled", Ship: "shipped"}[type(output)],
+        )
         details = {"reason": output.reason} if isinstance(output, Cancel) else None
         if isinstance(output, Ship):
             details = {"trackingNumber": output.tracking_number}

@@ -142,7 +142,13 @@ def start(args: argparse.Namespace) -> None:
     upstreams = {
         service: [f"127.0.0.1:{SERVICES[service][1] + args.port_offset}"] for service in SERVICES
     }
-    conf = render(run / "nginx", str(args.gateway_port), upstreams)
+    conf = render(
+        run / "nginx",
+        str(args.gateway_port),
+        upstreams,
+        api_rate=os.environ.get("GATEWAY_API_RATE", "100r/s"),
+        auth_rate=os.environ.get("GATEWAY_AUTH_RATE", "10r/s"),
+    )
     nginx_pid = run / "nginx" / "nginx.pid"
     if _alive(nginx_pid):
         subprocess.run(

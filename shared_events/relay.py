@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 import asyncpg
@@ -35,8 +36,14 @@ PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Outbox rows whose publish failed (retried).", ["service"]
 )
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Unpublished outbox rows at the last check.", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unsent_age_seconds",
+    "Age of the oldest unpublished outbox row at the last check (0 when none).",
+    ["service"],
+)
 
 RETENTION = "7 days"
+HOUSEKEEPING_EVERY_S = 15.0
 
 
 class OutboxRelay:
@@ -78,7 +85,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         listener: asyncpg.Connection | None = None
-        cycles = 0
+        last_check = 0.0
         try:
             while True:
                 if listener is None or listener.is_closed():
@@ -91,8 +98,8 @@ class OutboxRelay:
                     published, failed = 0, 1
                 if published == self.batch_size and not failed:
                     continue  # busy: straight on to the next batch
-                cycles += 1
-                if cycles % 500 == 1:
+                if time.monotonic() - last_check > HOUSEKEEPING_EVERY_S:
+                    last_check = time.monotonic()
                     await self._housekeeping()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
@@ -161,10 +168,18 @@ class OutboxRelay:
         """Report the backlog and drop rows published long ago."""
         try:
             async with self.sessionmaker() as session, session.begin():
-                backlog = await session.scalar(
-                    sa.select(sa.func.count()).where(outbox.c.published_at.is_(None))
-                )
+                backlog, age = (
+                    await session.execute(
+                        sa.select(
+                            sa.func.count(),
+                            sa.func.extract(
+                                "epoch", sa.func.now() - sa.func.min(outbox.c.created_at)
+                            ),
+                        ).where(outbox.c.published_at.is_(None))
+                    )
+                ).one()
                 OUTBOX_BACKLOG.labels(self.service).set(backlog or 0)
+                OUTBOX_OLDEST_AGE.labels(self.service).set(float(age or 0))
                 await session.execute(
                     outbox.delete().where(
                         outbox.c.published_at < sa.func.now() - sa.text(f"interval '{RETENTION}'")

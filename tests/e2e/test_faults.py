@@ -30,6 +30,9 @@ async def test_killed_notification_service_loses_no_welcome_email(
         what="the gateway noticing the dead service",
     )
     assert error_of(down)["code"] == "service_unavailable"
+    assert down.headers["Retry-After"] == "5"
+    health = await gateway.get(gateway.base_url.join("/health"))  # the gateway itself is fine
+    assert health.json() == {"status": "healthy"}
 
     await asyncio.to_thread(
         subprocess.run,

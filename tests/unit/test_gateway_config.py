@@ -1,0 +1,46 @@
+"""The gateway's nginx configuration: what make dev runs and what docker-compose mounts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nginx.render import HERE, compose_conf, render
+
+
+def test_compose_conf_is_the_rendered_one():
+    assert (HERE / "compose.conf").read_text() == compose_conf(), (
+        "nginx/compose.conf is stale: run `.venv/bin/python nginx/render.py --compose`"
+    )
+
+
+def test_compose_conf_resolves_every_service_through_docker_dns():
+    conf = compose_conf()
+    assert "resolver 127.0.0.11" in conf
+    for service in ("user", "product", "cart", "order", "payment", "notification"):
+        assert re.search(rf"server {service}-service:8000 resolve ", conf), service
+        assert f"zone {service}_service 64k;" in conf
+    assert "daemon off;" in conf and "access_log /dev/stdout" in conf
+    assert "include /etc/nginx/routes.conf;" in conf
+
+
+def test_every_upstream_the_routes_use_is_defined():
+    routes = (HERE / "routes.conf").read_text()
+    used = set(re.findall(r"proxy_pass http://(\w+)/", routes))
+    defined = set(re.findall(r"upstream (\w+) \{", compose_conf()))
+    assert used == defined
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_rendered_config(tmp_path: Path):
+    services = ["user", "product", "cart", "order", "payment", "notification"]
+    upstreams = {f"{s}_service": [f"127.0.0.1:{5001 + n}"] for n, s in enumerate(services)}
+    conf = render(tmp_path, "18999", upstreams)
+    result = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

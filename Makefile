@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -13,6 +13,8 @@ help:
 	@echo "make dlq-list SERVICE=notification_service    parked messages of a service"
 	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
+	@echo "make backup-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
+	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
 	@echo "make verify   check the order saga's invariants against the databases"
 	@echo "make bench-import   time a 100,000-product import (needs make dev); docs/benchmarks.md"
 
@@ -58,6 +60,13 @@ dlq-list:
 
 dlq-replay:
 	@$(PY) -m shared_events dlq replay $(SERVICE)
+
+backup-db:
+	@$(PY) scripts/backup.py backup $(if $(KEEP),--keep $(KEEP))
+
+restore-db:
+	@test -n "$(BACKUP)" || (echo "usage: make restore-db BACKUP=backups/<timestamp> [FORCE=1]" >&2; exit 2)
+	@$(PY) scripts/backup.py restore "$(BACKUP)" $(if $(FORCE),--force)
 
 verify:
 	@$(PY) scripts/verify.py

@@ -1,0 +1,613 @@
+"""The Kubernetes manifests in k8s/: valid for Kubernetes, consistent with each other and the code.
+
+Schema validation uses kubernetes-validate (the Kubernetes JSON schemas, offline); the other
+checks need only PyYAML. The gateway's ConfigMap is nginx/render.py's output around
+nginx/routes.conf; after changing either, rewrite it with ``python -m tests.unit.test_k8s``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+GATEWAY_FILE = K8S / "50-gateway.yaml"
+NAMESPACE = "ecommerce"
+IMAGE = "ghcr.io/example/ecommerce:latest"
+# The oldest Kubernetes the manifests are for (preStop `sleep` is on by default from 1.30)
+# and the newest whose schemas kubernetes-validate 1.37 bundles.
+K8S_VERSIONS = ("1.30", "1.37")
+PART_OF = "ecommerce"
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+CLUSTER_KINDS = ("Namespace",)
+PORT = 8000
+DB_URL = "postgresql+asyncpg://postgres:$(POSTGRES_PASSWORD)@postgres:5432/{db}"
+VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+Doc = dict[str, Any]
+
+
+class Svc(NamedTuple):
+    package: str
+    prefix: str
+    database: str | None
+
+
+SERVICES = {
+    "user-service": Svc("user_service", "USER_", "users"),
+    "product-service": Svc("product_service", "PRODUCT_", "products"),
+    "cart-service": Svc("cart_service", "CART_", None),
+    "order-service": Svc("order_service", "ORDER_", "orders"),
+    "payment-service": Svc("payment_service", "PAYMENT_", "payments"),
+    "notification-service": Svc("notification_service", "NOTIFICATION_", "notifications"),
+}
+AUTOSCALED = {"product-service", "order-service", "payment-service"}
+SHARED_ENV = {"AMQP_URL", "REDIS_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
+PEER_ENV = {
+    "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000"},
+    "order-service": {
+        "ORDER_CART_SERVICE_URL": "http://cart-service:8000",
+        "ORDER_PRODUCT_SERVICE_URL": "http://product-service:8000",
+    },
+}
+PROVIDER_SECRETS = {
+    "payment-service": {"STRIPE_API_KEY"},
+    "notification-service": {"SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"},
+}
+# Never a literal value in a manifest: always a secretKeyRef.
+SECRET_ENV = {
+    "POSTGRES_PASSWORD",
+    "RABBITMQ_PASSWORD",
+    "RABBITMQ_DEFAULT_PASS",
+    "JWT_SECRET",
+    "STRIPE_API_KEY",
+    "SENDGRID_API_KEY",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+}
+# Keys that optional references may name while the ConfigMap/Secret leaves them out.
+OPTIONAL_ABSENT_KEYS = {("ConfigMap", "ecommerce-config", "ELASTICSEARCH_URL")}
+STATEFUL = {
+    "postgres": ("postgres:16", "/var/lib/postgresql/data"),
+    "redis": ("redis:7", "/data"),
+    "rabbitmq": ("rabbitmq:3", "/var/lib/rabbitmq"),
+}
+# The placeholder until the ConfigMap names the shop's own origins.
+GATEWAY_CORS_ORIGINS = ["https://shop.example.com"]
+GATEWAY_CONFIG_DIR = "/etc/nginx/gateway"
+GATEWAY_WORKERS = 2  # the gateway container's CPU limit
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_documents() -> list[tuple[str, Doc]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path.name, doc))
+    return docs
+
+
+DOCS = load_documents()
+
+
+def name_of(doc: Doc) -> str:
+    return str(doc["metadata"]["name"])
+
+
+def doc_id(item: tuple[str, Doc]) -> str:
+    file, doc = item
+    return f"{file}:{doc['kind']}/{doc['metadata']['name']}"
+
+
+def of_kind(kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for _, d in DOCS if d["kind"] == kind}
+
+
+def workloads() -> list[Doc]:
+    return [d for _, d in DOCS if d["kind"] in WORKLOAD_KINDS]
+
+
+def pod_spec(workload: Doc) -> Doc:
+    return workload["spec"]["template"]["spec"]
+
+
+def pod_labels(workload: Doc) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"].get("labels", {})
+
+
+def containers(workload: Doc) -> list[Doc]:
+    spec = pod_spec(workload)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def env_of(container: Doc) -> dict[str, Doc]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def selected_workloads(selector: dict[str, str]) -> list[Doc]:
+    return [w for w in workloads() if selects(selector, pod_labels(w))]
+
+
+def replicas(workload: Doc) -> int:
+    hpas = [
+        h
+        for h in of_kind("HorizontalPodAutoscaler").values()
+        if h["spec"]["scaleTargetRef"]["name"] == workload["metadata"]["name"]
+        and h["spec"]["scaleTargetRef"]["kind"] == workload["kind"]
+    ]
+    if hpas:
+        return int(hpas[0]["spec"].get("minReplicas", 1))
+    return int(workload["spec"].get("replicas", 1))
+
+
+def container_port(container: Doc, port: int | str) -> int | None:
+    for p in container.get("ports", []):
+        if port in (p.get("name"), p["containerPort"]):
+            return int(p["containerPort"])
+    return None
+
+
+def service_deployment(name: str) -> Doc:
+    deployment = of_kind("Deployment").get(name)
+    assert deployment is not None, f"no Deployment {name}"
+    return deployment
+
+
+def main_container(workload: Doc) -> Doc:
+    assert len(pod_spec(workload)["containers"]) == 1
+    return pod_spec(workload)["containers"][0]
+
+
+def python_module(container: Doc) -> str | None:
+    command = container.get("command", [])
+    if command[:2] == ["python", "-m"] and len(command) == 3:
+        return command[2]
+    return None
+
+
+# --- the gateway's nginx configuration -------------------------------------------------------
+
+
+def current_cors_origins() -> list[str]:
+    """The origins in the ConfigMap's nginx.conf: set there, kept by a rewrite."""
+    text = GATEWAY_FILE.read_text() if GATEWAY_FILE.exists() else ""
+    return re.findall(r'^ *"([^"]+)" \$http_origin;$', text, re.M) or GATEWAY_CORS_ORIGINS
+
+
+def gateway_files() -> dict[str, str]:
+    """What the gateway ConfigMap holds: nginx/render.py's container config with the Services'
+    names as upstreams (cluster IPs are stable, so no run-time resolver), and routes.conf."""
+    from nginx.render import render_conf
+
+    conf = render_conf(
+        listen="8080",
+        upstreams={s.package: [f"{name}:{PORT}"] for name, s in SERVICES.items()},
+        routes=f"{GATEWAY_CONFIG_DIR}/routes.conf",
+        run_dir=None,
+        container=True,
+        cors_origins=current_cors_origins(),
+    )
+    # "auto" would start one worker per CPU of the node, whatever the container's limit.
+    conf = conf.replace("worker_processes auto;", f"worker_processes {GATEWAY_WORKERS};")
+    routes = (ROOT / "nginx" / "routes.conf").read_text().replace("@LISTEN@", "8080")
+    return {"nginx.conf": conf, "routes.conf": routes}
+
+
+def write_gateway_config() -> None:
+    """Rewrite the data of the ConfigMap (the first document of 50-gateway.yaml, data last)."""
+    text = GATEWAY_FILE.read_text()
+    head, sep, rest = text.partition("\ndata:\n")
+    _, sep2, tail = rest.partition("\n---\n")
+    assert sep and sep2, "50-gateway.yaml: expected the ConfigMap first, its data last"
+    data = ""
+    for key, content in gateway_files().items():
+        body = "".join(f"    {line}" if line.strip() else "\n" for line in content.splitlines(True))
+        data += f"  {key}: |\n{body}"
+    GATEWAY_FILE.write_text(f"{head}\ndata:\n{data}---\n{tail}")
+
+
+# --- every document --------------------------------------------------------------------------
+
+
+def test_files_are_numbered_and_documents_well_formed():
+    names = [p.name for p in sorted(K8S.glob("*.y*ml"))]
+    assert names, "no manifests in k8s/"
+    assert all(re.fullmatch(r"\d\d-[a-z0-9-]+\.yaml", n) for n in names), names
+    assert DOCS[0][1]["kind"] == "Namespace" and DOCS[0][1]["metadata"]["name"] == NAMESPACE
+    seen = set()
+    for item in DOCS:
+        _, doc = item
+        key = (doc["kind"], doc["metadata"]["name"])
+        assert key not in seen, f"{doc_id(item)} twice"
+        seen.add(key)
+        if doc["kind"] not in CLUSTER_KINDS:
+            assert doc["metadata"].get("namespace") == NAMESPACE, doc_id(item)
+    # Pods that are not non-root, seccomp-confined, without privileges are refused.
+    labels = of_kind("Namespace")[NAMESPACE]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_document_validates_against_the_kubernetes_schema(version):
+    kv = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate is not installed: add it to the dev dependency group",
+    )
+    errors = []
+    for item in DOCS:
+        try:
+            validated = kv.validate(item[1], version, strict=True)
+        except kv.ValidationError as e:
+            path = ".".join(str(p) for p in e.path)
+            errors.append(f"{doc_id(item)}: {path}: {e.message}")
+        except kv.SchemaNotFoundError as e:
+            errors.append(f"{doc_id(item)}: {e.message}")
+        else:
+            assert validated == version
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("item", DOCS, ids=doc_id)
+def test_labels_are_consistent(item):
+    _, doc = item
+    if doc["kind"] in CLUSTER_KINDS:
+        return
+    labels = doc["metadata"].get("labels", {})
+    assert all(label in labels for label in LABELS), doc_id(item)
+    assert labels["app.kubernetes.io/part-of"] == PART_OF
+    if doc["kind"] in WORKLOAD_KINDS:
+        assert pod_labels(doc) == labels, "pods carry their workload's labels"
+        if doc["kind"] != "Job":
+            assert doc["spec"]["selector"]["matchLabels"] == {
+                "app.kubernetes.io/name": labels["app.kubernetes.io/name"],
+                "app.kubernetes.io/part-of": PART_OF,
+            }
+
+
+@pytest.mark.parametrize("workload", workloads(), ids=name_of)
+def test_pods_meet_the_restricted_pod_security_standard(workload):
+    spec = pod_spec(workload)
+    pod_sc = spec.get("securityContext", {})
+    assert spec.get("automountServiceAccountToken") is False
+    # No <SERVICE>_PORT=tcp://... variables next to the services' own USER_PORT and the like.
+    assert spec.get("enableServiceLinks") is False
+    for c in containers(workload):
+        sc = c.get("securityContext", {})
+        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, c["name"]
+        assert sc.get("runAsUser", pod_sc.get("runAsUser", 1)) != 0, c["name"]
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+        assert seccomp.get("type") == "RuntimeDefault", c["name"]
+        assert sc.get("allowPrivilegeEscalation") is False, c["name"]
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], c["name"]
+        assert "add" not in sc.get("capabilities", {}), c["name"]
+        assert {"cpu", "memory"} <= set(c["resources"]["requests"]), c["name"]
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"]), c["name"]
+
+
+# --- the six services ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_deployment_runs_the_service_with_probes_and_limits(name):
+    deployment = service_deployment(name)
+    svc = SERVICES[name]
+    container = main_container(deployment)
+    assert container["image"] == IMAGE
+    assert python_module(container) == svc.package
+    assert container.get("args", ["serve"]) == ["serve"]
+    assert container_port(container, "http") == PORT
+
+    for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
+        http = container[probe]["httpGet"]
+        assert http["path"] == path, probe
+        assert container_port(container, http["port"]) == PORT, probe
+    if "startupProbe" in container:
+        assert container["startupProbe"]["httpGet"]["path"] == "/health"
+
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    pod_sc = pod_spec(deployment).get("securityContext", {})
+    assert container.get("securityContext", {}).get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(PORT)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    service = of_kind("Service").get(name)
+    assert service is not None, f"no Service {name}"
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(PORT, "http")]
+    assert selected_workloads(service["spec"]["selector"]) == [deployment]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_has_every_variable_it_needs(name):
+    svc = SERVICES[name]
+    env = env_of(main_container(service_deployment(name)))
+    required = {f"{svc.prefix}HOST", f"{svc.prefix}PORT", *SHARED_ENV}
+    required |= set(PEER_ENV.get(name, {})) | PROVIDER_SECRETS.get(name, set())
+    if svc.database:
+        required.add(f"{svc.prefix}DATABASE_URL")
+    assert required <= set(env), f"missing: {sorted(required - set(env))}"
+
+    assert env[f"{svc.prefix}HOST"]["value"] == "0.0.0.0"
+    assert env[f"{svc.prefix}PORT"]["value"] == str(PORT)
+    if svc.database:
+        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == DB_URL.format(db=svc.database)
+    else:
+        assert f"{svc.prefix}DATABASE_URL" not in env
+    for var, url in PEER_ENV.get(name, {}).items():
+        assert env[var]["value"] == url
+    assert "secretKeyRef" in env["JWT_SECRET"]["valueFrom"]
+    for var in PROVIDER_SECRETS.get(name, set()) | {"ELASTICSEARCH_URL"}:
+        ref = next(iter(env[var]["valueFrom"].values()))
+        assert ref.get("optional") is True, f"{var} is optional"
+    # Provider keys only where they are used; no Consul in Kubernetes (Service DNS instead).
+    others = set().union(*PROVIDER_SECRETS.values()) - PROVIDER_SECRETS.get(name, set())
+    assert not others & set(env)
+    assert "CONSUL_HTTP_ADDR" not in env
+
+
+def settings_variables(package: str) -> set[str]:
+    """The environment variables a service's Settings read."""
+    settings = importlib.import_module(f"{package}.app").Settings
+    prefix = settings.model_config.get("env_prefix", "")
+    names = set()
+    for field_name, field in settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias.upper())
+        elif alias is not None:
+            names |= {str(choice).upper() for choice in alias.choices}
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return names
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [w for w in workloads() if w["kind"] != "StatefulSet"],
+    ids=name_of,
+)
+def test_every_variable_set_is_read_by_the_service(workload):
+    """Catches misspelt names: a variable is a setting of the service it is given to, or a
+    piece ($(POSTGRES_PASSWORD), ...) of another variable of the same container."""
+    for c in containers(workload):
+        package = python_module(c)
+        if package is None:
+            assert not c.get("env"), f"{c['name']}: no settings to check the variables against"
+            continue
+        env = env_of(c)
+        known = settings_variables(package)
+        pieces = {ref for e in env.values() for ref in VAR_REF.findall(e.get("value", ""))}
+        unknown = set(env) - known - pieces
+        assert not unknown, f"{workload['metadata']['name']}/{c['name']}: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("workload", workloads(), ids=name_of)
+def test_variable_references_resolve(workload):
+    config_maps, secrets = of_kind("ConfigMap"), of_kind("Secret")
+    for c in containers(workload):
+        defined: set[str] = set()
+        for e in c.get("env", []):
+            where = f"{workload['metadata']['name']}/{c['name']}/{e['name']}"
+            if e["name"] in SECRET_ENV:
+                assert "secretKeyRef" in e.get("valueFrom", {}), f"{where}: use the Secret"
+            # Kubernetes leaves $(X) as it is when X is not defined above it.
+            for ref in VAR_REF.findall(e.get("value", "")):
+                assert ref in defined, f"{where}: $({ref}) is not defined before it"
+            for kind, source in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                ref = e.get("valueFrom", {}).get(source)
+                if ref is None:
+                    continue
+                objects = config_maps if kind == "ConfigMap" else secrets
+                assert ref["name"] in objects, f"{where}: no {kind} {ref['name']}"
+                obj = objects[ref["name"]]
+                keys = {*obj.get("data", {}), *obj.get("stringData", {})}
+                if (kind, ref["name"], ref["key"]) in OPTIONAL_ABSENT_KEYS:
+                    assert ref.get("optional") is True, f"{where}: {ref['key']} may be absent"
+                else:
+                    assert ref["key"] in keys, f"{where}: no key {ref['key']} in {ref['name']}"
+            defined.add(e["name"])
+        assert not c.get("envFrom"), "variables are listed one by one"
+
+
+def urls_in_manifests() -> list[tuple[str, str]]:
+    found = []
+    for w in workloads():
+        for c in containers(w):
+            for e in c.get("env", []):
+                value = VAR_REF.sub("x", e.get("value", ""))
+                if "://" in value:
+                    found.append((f"{w['metadata']['name']}/{e['name']}", value))
+    for name, cm in of_kind("ConfigMap").items():
+        for key, value in cm.get("data", {}).items():
+            if re.fullmatch(r"[a-z0-9+]+://\S+", value):
+                found.append((f"{name}/{key}", value))
+    return found
+
+
+URLS = urls_in_manifests()
+
+
+@pytest.mark.parametrize("where,url", URLS, ids=[where for where, _ in URLS])
+def test_urls_name_a_service_and_its_port(where, url):
+    parts = urlsplit(url)
+    service = of_kind("Service").get(parts.hostname or "")
+    assert service is not None, f"{where}: no Service {parts.hostname}"
+    assert parts.port in [p["port"] for p in service["spec"]["ports"]], where
+
+
+# --- Services, autoscalers, disruption budgets -----------------------------------------------
+
+
+@pytest.mark.parametrize("service", of_kind("Service").values(), ids=name_of)
+def test_every_service_selects_pods_with_its_target_ports(service):
+    selector = service["spec"]["selector"]
+    targets = selected_workloads(selector)
+    assert targets, f"Service {service['metadata']['name']} selects no pods"
+    assert all(t["kind"] != "Job" for t in targets)
+    for port in service["spec"]["ports"]:
+        for t in targets:
+            ports = [container_port(c, port["targetPort"]) for c in containers(t)]
+            assert any(ports), f"{t['metadata']['name']} has no port {port['targetPort']}"
+
+
+def test_hpas_scale_product_order_and_payment_on_cpu():
+    hpas = of_kind("HorizontalPodAutoscaler")
+    assert {h["spec"]["scaleTargetRef"]["name"] for h in hpas.values()} == AUTOSCALED
+    for hpa in hpas.values():
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["apiVersion"] == "apps/v1"
+        deployment = service_deployment(target["name"])
+        # An applied replicas count would undo the autoscaler's on every `kubectl apply`.
+        assert "replicas" not in deployment["spec"]
+        assert "cpu" in main_container(deployment)["resources"]["requests"]
+        assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        [metric] = hpa["spec"]["metrics"]
+        assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"]["type"] == "Utilization"
+
+
+def test_pdbs_cover_every_workload_with_more_than_one_replica():
+    pdbs = of_kind("PodDisruptionBudget")
+    covered = set()
+    for pdb in pdbs.values():
+        targets = selected_workloads(pdb["spec"]["selector"]["matchLabels"])
+        assert targets, f"PDB {pdb['metadata']['name']} selects no pods"
+        for t in targets:
+            covered.add(t["metadata"]["name"])
+            if "minAvailable" in pdb["spec"]:
+                assert pdb["spec"]["minAvailable"] < replicas(t), "a drain could never evict"
+            else:
+                assert pdb["spec"]["maxUnavailable"] >= 1
+    several = {w["metadata"]["name"] for w in workloads() if w["kind"] != "Job" and replicas(w) > 1}
+    assert several == covered
+    assert set(SERVICES) | {"gateway"} <= several
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_one_migration_job_per_database():
+    databases = {}
+    for job in of_kind("Job").values():
+        runs = [(python_module(c), c) for c in containers(job) if c.get("args") == ["migrate"]]
+        assert len(runs) == 1, f"{job['metadata']['name']} runs migrate {len(runs)} times"
+        package, container = runs[0]
+        [svc] = [s for s in SERVICES.values() if s.package == package]
+        env = env_of(container)
+        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == DB_URL.format(db=svc.database)
+        assert container["image"] == IMAGE
+        assert svc.database not in databases
+        databases[svc.database] = job
+        assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+        assert job["spec"].get("parallelism", 1) == 1 and job["spec"].get("completions", 1) == 1
+    assert set(databases) == {s.database for s in SERVICES.values() if s.database}
+
+    # The demo catalog goes in after product's migration, in the same Job.
+    products = databases["products"]
+    assert [c["args"] for c in pod_spec(products)["initContainers"]] == [["migrate"]]
+    [load] = pod_spec(products)["containers"]
+    assert python_module(load) == "product_service" and load["args"] == ["load-demo"]
+    assert env_of(load)["PRODUCT_DATABASE_URL"]["value"] == DB_URL.format(db="products")
+
+
+# --- PostgreSQL, Redis, RabbitMQ -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STATEFUL)
+def test_stateful_parts_keep_their_data_behind_headless_services(name):
+    image, data_path = STATEFUL[name]
+    statefulset = of_kind("StatefulSet")[name]
+    service = of_kind("Service")[statefulset["spec"]["serviceName"]]
+    assert service["spec"]["clusterIP"] == "None"
+    assert selected_workloads(service["spec"]["selector"]) == [statefulset]
+    assert statefulset["spec"]["replicas"] == 1
+    container = main_container(statefulset)
+    assert container["image"].startswith(image)
+    assert "readinessProbe" in container and "livenessProbe" in container
+    [claim] = statefulset["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == data_path
+
+
+# --- the gateway -----------------------------------------------------------------------------
+
+
+def test_gateway_config_is_rendered_from_nginx_render_and_routes():
+    config = of_kind("ConfigMap")["gateway-nginx"]["data"]
+    expected = gateway_files()
+    for key, text in expected.items():
+        assert config[key] == text, (
+            f"k8s/50-gateway.yaml's {key} differs from nginx/render.py and nginx/routes.conf: "
+            "rewrite it with `python -m tests.unit.test_k8s`"
+        )
+    routes = expected["routes.conf"]
+    upstreams = set(re.findall(r"^\s*upstream (\w+) \{", config["nginx.conf"], re.M))
+    assert set(re.findall(r"proxy_pass http://(\w+)", routes)) <= upstreams
+    assert "map $http_x_request_id $request_id_out" in config["nginx.conf"]
+
+
+def test_gateway_deployment_and_service():
+    deployment = of_kind("Deployment")["gateway"]
+    container = main_container(deployment)
+    assert container["image"].startswith("nginx:1.27")
+    assert container_port(container, "http") == 8080
+    assert "listen 8080;" in of_kind("ConfigMap")["gateway-nginx"]["data"]["nginx.conf"]
+    assert f"-c {GATEWAY_CONFIG_DIR}/nginx.conf" in " ".join(container["command"])
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "gateway-nginx"
+    assert mounts["config"] == GATEWAY_CONFIG_DIR
+    assert mounts["tmp"] == "/tmp" and "emptyDir" in volumes["tmp"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health"
+    service = of_kind("Service")["gateway"]
+    # The client's own address reaches nginx: per-address rate limits and login throttling.
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["externalTrafficPolicy"] == "Local"
+
+
+def test_gateway_config_passes_nginx_t(tmp_path):
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed")
+    config = of_kind("ConfigMap")["gateway-nginx"]["data"]
+    for key, text in config.items():
+        # Local paths for the container's, and an address for each Service's name.
+        text = re.sub(rf"(?<= )({GATEWAY_CONFIG_DIR}|/tmp)/", f"{tmp_path}/", text)
+        text = re.sub(r"server [a-z-]+:(\d+)", r"server 127.0.0.1:\1", text)
+        (tmp_path / key).write_text(text)
+    result = subprocess.run(
+        [nginx, "-t", "-q", "-e", "stderr", "-p", f"{tmp_path}/", "-c", f"{tmp_path}/nginx.conf"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    write_gateway_config()
+    print(f"rewrote {GATEWAY_FILE.relative_to(ROOT)}")

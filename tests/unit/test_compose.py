@@ -1,0 +1,788 @@
+"""docker-compose.yml, the Dockerfile and the observability files, checked without Docker.
+
+What each service needs is read from the code where it can be: its Settings (prefix, fields,
+shared variables), the keywords its create_app passes to create_service_app (database, Redis,
+peers), the metrics the code registers, the log index template. The Compose Specification
+check runs when check-jsonschema (which ships the schema) is installed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import re
+import tomllib
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from shared_runtime.discovery import Discovery, consul_name
+from shared_runtime.service import create_service_app
+from shared_runtime.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+OBSERVABILITY = ROOT / "observability"
+PROMETHEUS_CONFIG = OBSERVABILITY / "prometheus.yml"
+GRAFANA = OBSERVABILITY / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "ecommerce.json"
+KIBANA_OBJECTS = OBSERVABILITY / "kibana" / "saved_objects.ndjson"
+INDEX_TEMPLATE = ROOT / "shared_runtime" / "elasticsearch" / "index_template.json"
+NGINX_COMPOSE_CONF = ROOT / "nginx" / "compose.conf"
+NGINX_ROUTES = ROOT / "nginx" / "routes.conf"
+
+PACKAGES = [
+    "user_service",
+    "product_service",
+    "cart_service",
+    "order_service",
+    "payment_service",
+    "notification_service",
+]
+INFRASTRUCTURE = {
+    "migrate",
+    "gateway",
+    "postgres-users",
+    "postgres-products",
+    "postgres-orders",
+    "postgres-main",
+    "redis",
+    "rabbitmq",
+    "consul",
+    "elasticsearch",
+    "kibana",
+    "kibana-setup",
+    "prometheus",
+    "grafana",
+}
+# The dashboard's metrics and the labels each must have.
+METRICS = {
+    "http_requests_total": {"service", "method", "route", "status"},
+    "http_request_duration_seconds_bucket": {"service", "route"},
+    "events_published_total": {"service", "event_type"},
+    "events_consumed_total": {"service", "event_type", "outcome"},
+    "outbox_backlog": {"service"},
+    "outbox_oldest_unsent_age_seconds": {"service"},
+    "saga_outcomes_total": {"outcome"},
+    "saga_duration_seconds_bucket": {"outcome"},
+    "cache_requests_total": {"service", "cache", "result"},
+    "circuit_breaker_state": {"service", "peer"},
+    "peer_calls_total": {"service", "peer", "outcome"},
+    "log_records_dropped_total": {"service"},
+}
+# Variables every service reads without its prefix, found in its Settings by alias.
+SHARED_VARIABLES = ["AMQP_URL", "JWT_SECRET", "CONSUL_HTTP_ADDR", "ELASTICSEARCH_URL"]
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASS$|TOKEN|_KEY$|_SID$")
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+@cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def services() -> dict[str, dict[str, Any]]:
+    return compose()["services"]
+
+
+@cache
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: not NAME=value: {line!r}"
+            values[name.strip()] = value.strip()
+    return values
+
+
+def interpolate(value: Any) -> str:
+    """The value as docker compose would see it with .env.example as the .env file."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        current = env_example().get(name)
+        if (op == "-" and current is None) or (op == ":-" and not current):
+            return arg
+        return current or ""
+
+    return VARIABLE.sub(one, str(value)).replace("$$", "$")
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    cmd = service.get("command", [])
+    return cmd.split() if isinstance(cmd, str) else [str(part) for part in cmd]
+
+
+def app_services() -> dict[str, str]:
+    """Compose service name -> the package it runs (python -m <package>)."""
+    found = {}
+    for name, service in services().items():
+        cmd = command(service)
+        if cmd[:2] == ["python", "-m"] and len(cmd) == 3 and cmd[2] in PACKAGES:
+            found[name] = cmd[2]
+    return found
+
+
+def service_running(package: str) -> tuple[str, dict[str, Any]]:
+    names = [name for name, pkg in app_services().items() if pkg == package]
+    assert len(names) == 1, f"{package}: one compose service must run it, found {names}"
+    return names[0], services()[names[0]]
+
+
+def settings_class(package: str) -> type[ServiceSettings]:
+    return importlib.import_module(f"{package}.app").Settings
+
+
+def create_app_keywords(package: str) -> dict[str, ast.expr]:
+    """The keywords that <package>/app.py passes to create_service_app."""
+    tree = ast.parse((ROOT / package / "app.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "create_service_app":
+            return {kw.arg: kw.value for kw in node.keywords if kw.arg}
+    raise AssertionError(f"{package}/app.py does not call create_service_app")
+
+
+def flag(package: str, keyword: str) -> bool:
+    value = create_app_keywords(package).get(keyword)
+    if value is None:
+        return bool(inspect.signature(create_service_app).parameters[keyword].default)
+    return bool(ast.literal_eval(value))
+
+
+def uses_database(package: str) -> bool:
+    default = ServiceSettings.model_fields["database_url"].default
+    return flag(package, "uses_database") and (
+        settings_class(package).model_fields["database_url"].default != default
+    )
+
+
+def peers(package: str) -> dict[str, str]:
+    """peer package -> the Settings field holding its static URL."""
+    value = create_app_keywords(package).get("peers")
+    if value is None:
+        return {}
+    assert isinstance(value, ast.Dict)
+    module = importlib.import_module(f"{package}.app")
+    found = {}
+    for key, val in zip(value.keys, value.values, strict=True):
+        assert key is not None, f"{package}: peers must be a plain dict"
+        peer = getattr(module, key.id) if isinstance(key, ast.Name) else ast.literal_eval(key)
+        assert isinstance(val, ast.Attribute), f"{package}: peer URLs come from settings"
+        found[peer] = val.attr
+    return found
+
+
+def host_port(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(interpolate(url))
+    return parts.hostname or "", parts.port
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host part, container port) of each published port."""
+    result = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            result.append((str(port.get("published", "")), str(port["target"])))
+            continue
+        text = interpolate(port)
+        host, _, target = text.rpartition(":")
+        result.append((host, target.split("/")[0]))
+    return result
+
+
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Bind mounts of a service: container path -> source path relative to the repository."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts[volume["target"]] = volume["source"]
+            continue
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts[target] = source
+    return mounts
+
+
+def has_healthcheck(service: dict[str, Any]) -> bool:
+    check = service.get("healthcheck")
+    if check is not None:
+        return not check.get("disable", False)
+    build = service.get("build")
+    if build is None:
+        return False
+    return "HEALTHCHECK" in dockerfile_instructions(ROOT / build.get("context", "."))
+
+
+@cache
+def dockerfile_lines(path: Path = DOCKERFILE) -> list[str]:
+    text = path.read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def dockerfile_instructions(context: Path) -> set[str]:
+    return {line.split()[0].upper() for line in dockerfile_lines(context / "Dockerfile")}
+
+
+# --- the compose file --------------------------------------------------------------------------
+
+
+def test_the_compose_file_has_the_whole_system():
+    assert set(app_services().values()) == set(PACKAGES)
+    # Service names are the names the services register under in Consul.
+    assert set(app_services()) == {consul_name(package) for package in PACKAGES}
+    assert INFRASTRUCTURE <= set(services())
+    assert set(services()) == INFRASTRUCTURE | set(app_services())
+
+
+def test_the_compose_file_follows_the_compose_specification():
+    schemas = pytest.importorskip(
+        "check_jsonschema.builtin_schemas", reason="needs check-jsonschema (the schema ships in it)"
+    )
+    import jsonschema
+
+    schema = schemas.get_builtin_schema("vendor.compose-spec")
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(compose())
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_every_referenced_file_exists():
+    for name, service in services().items():
+        build = service.get("build")
+        if build is not None:
+            context = ROOT / build.get("context", ".")
+            assert context.is_dir(), f"{name}: build context {context}"
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+        for target, source in bind_mounts(service).items():
+            assert (ROOT / source).exists(), f"{name}: {source} (mounted at {target}) is missing"
+        env_files = service.get("env_file", [])
+        for env_file in [env_files] if isinstance(env_files, str | dict) else env_files:
+            path = env_file["path"] if isinstance(env_file, dict) else env_file
+            assert (ROOT / path).exists() or Path(path).name == ".env", f"{name}: {path}"
+    assert ENV_EXAMPLE.is_file()
+
+
+def test_the_six_services_publish_no_fixed_host_port_and_can_scale():
+    for name in app_services():
+        service = services()[name]
+        assert "container_name" not in service, f"{name}: a fixed container name cannot scale"
+        fixed = [port for port in published(service) if port[0]]
+        assert not fixed, f"{name} publishes host ports {fixed}; it would not scale"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_each_service_gets_what_its_settings_read(package: str):
+    name, service = service_running(package)
+    env = environment(service)
+    settings = settings_class(package)
+    prefix = settings.model_config["env_prefix"]
+    assert prefix == package.removesuffix("_service").upper() + "_"
+    fields = settings.model_fields
+    aliases = {
+        f.validation_alias: n for n, f in fields.items() if isinstance(f.validation_alias, str)
+    }
+
+    # Every variable is one the service reads: a prefixed field or a shared alias.
+    for key in env:
+        if key.startswith(prefix):
+            field = key.removeprefix(prefix).lower()
+            assert field in fields and fields[field].validation_alias is None, (
+                f"{name}: {key} is not a setting of {package}"
+            )
+        else:
+            assert key in aliases or key == "PORT", f"{name}: {package} does not read {key}"
+
+    # Listening: on every interface, on the port the image's HEALTHCHECK probes.
+    assert env[f"{prefix}HOST"] == "0.0.0.0"
+    assert env[f"{prefix}PORT"] == env["PORT"] == "8000"
+
+    for variable in SHARED_VARIABLES:
+        assert variable in aliases, f"{package}'s Settings no longer read {variable}"
+        assert env.get(variable), f"{name}: {variable} is not set"
+    assert host_port(env["AMQP_URL"]) == ("rabbitmq", 5672)
+    assert host_port(env["CONSUL_HTTP_ADDR"]) == ("consul", 8500)
+    assert host_port(env["ELASTICSEARCH_URL"]) == ("elasticsearch", 9200)
+    assert VARIABLE.fullmatch(env["JWT_SECRET"]), "JWT_SECRET must come from .env"
+
+    depends = service.get("depends_on", {})
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    for needed in ("rabbitmq", "consul"):
+        assert depends[needed]["condition"] == "service_healthy", f"{name} -> {needed}"
+
+    database_url = env.get(f"{prefix}DATABASE_URL")
+    if uses_database(package):
+        assert database_url, f"{name}: {prefix}DATABASE_URL is not set"
+        url = urlsplit(interpolate(database_url))
+        expected = urlsplit(fields["database_url"].default)
+        assert url.scheme == expected.scheme == "postgresql+asyncpg"
+        assert url.path == expected.path, f"{name}: database {url.path}, code says {expected.path}"
+        assert url.hostname in services() and url.port == 5432
+        assert services()[url.hostname]["image"].startswith("postgres:")
+        assert depends[url.hostname]["condition"] == "service_healthy"
+        assert VARIABLE.search(database_url), f"{name}: the database password must come from .env"
+        migrate_env = environment(services()["migrate"])
+        assert migrate_env.get(f"{prefix}DATABASE_URL") == database_url, "migrate's URL differs"
+    else:
+        assert database_url is None, f"{name}: {package} has no database"
+
+    if flag(package, "uses_redis"):
+        assert host_port(env["REDIS_URL"]) == ("redis", 6379)
+        assert depends["redis"]["condition"] == "service_healthy"
+    else:
+        assert "REDIS_URL" not in env and "redis" not in depends
+
+    for peer, field in peers(package).items():
+        peer_name, peer_service = service_running(peer)
+        key = f"{prefix}{field.upper()}"
+        assert interpolate(env.get(key, "")) == (
+            f"http://{peer_name}:{environment(peer_service)['PORT']}"
+        ), f"{name}: {key}"
+
+
+def test_migrations_run_once_before_the_services():
+    migrate = services()["migrate"]
+    assert migrate["restart"] == "no"
+    script = command(migrate)
+    lines = {line.strip() for line in script[-1].splitlines()}
+    for package in PACKAGES:
+        if uses_database(package):
+            assert f"python -m {package} migrate" in lines, package
+    assert "python -m product_service load-demo" in lines
+    assert script[:2] == ["sh", "-ec"], "a failing step must fail the migrate service"
+    migrate_env = environment(migrate)
+    for key, url in migrate_env.items():
+        assert key.endswith("_DATABASE_URL")
+        host = urlsplit(interpolate(url)).hostname
+        assert migrate["depends_on"][host]["condition"] == "service_healthy"
+
+
+def test_depends_on_targets_exist_and_use_conditions():
+    conditions = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in services().items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        for target, spec in depends.items():
+            assert target in services(), f"{name} depends on unknown {target}"
+            condition = spec.get("condition")
+            assert condition in conditions, f"{name} -> {target}: {condition}"
+            if condition == "service_healthy":
+                assert has_healthcheck(services()[target]), f"{target} has no healthcheck"
+            if condition == "service_completed_successfully":
+                assert services()[target].get("restart") == "no", f"{target} is not a one-shot"
+
+
+def test_every_long_running_service_has_a_healthcheck():
+    for name, service in services().items():
+        if service.get("restart") == "no":
+            continue
+        assert has_healthcheck(service), f"{name} has no healthcheck"
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_stateful_services_keep_their_data_in_named_volumes():
+    data_dirs = {
+        "postgres-users": "/var/lib/postgresql/data",
+        "postgres-products": "/var/lib/postgresql/data",
+        "postgres-orders": "/var/lib/postgresql/data",
+        "postgres-main": "/var/lib/postgresql/data",
+        "redis": "/data",
+        "rabbitmq": "/var/lib/rabbitmq",
+        "elasticsearch": "/usr/share/elasticsearch/data",
+        "kibana": "/usr/share/kibana/data",
+        "prometheus": "/prometheus",
+        "grafana": "/var/lib/grafana",
+    }
+    declared = set(compose().get("volumes") or {})
+    used = set()
+    for name, service in services().items():
+        for volume in service.get("volumes", []):
+            source, _, rest = volume.partition(":")
+            target = rest.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source} is not declared"
+                used.add(source)
+                if name in data_dirs:
+                    assert target == data_dirs[name], f"{name}: {target}"
+        if name in data_dirs:
+            named = [v for v in service.get("volumes", []) if not v.startswith((".", "/"))]
+            assert named, f"{name} keeps its data in no named volume"
+    assert used == declared
+
+
+def test_infrastructure_images_ports_and_settings():
+    images = {name: service.get("image", "") for name, service in services().items()}
+    for name in ("postgres-users", "postgres-products", "postgres-orders", "postgres-main"):
+        assert images[name] == "postgres:16"
+        assert "pg_isready" in " ".join(services()[name]["healthcheck"]["test"])
+    assert images["redis"].startswith("redis:7")
+    assert images["rabbitmq"].startswith("rabbitmq:3") and "management" in images["rabbitmq"]
+    assert images["consul"].startswith("hashicorp/consul:")
+    assert images["kibana-setup"].startswith("curlimages/curl:")
+    gateway = tuple(int(n) for n in images["gateway"].split(":")[1].split("-")[0].split("."))
+    assert images["gateway"].startswith("nginx:") and gateway >= (1, 27), "resolve needs 1.27.3+"
+
+    # The Python client asks for its own major version of the API: the server must have it.
+    client_major = int(version("elasticsearch").split(".")[0])
+    es_version = interpolate(images["elasticsearch"]).rpartition(":")[2]
+    assert interpolate(images["kibana"]).rpartition(":")[2] == es_version
+    assert int(es_version.split(".")[0]) >= client_major, (
+        f"Elasticsearch {es_version} refuses the {client_major}.x Python client in uv.lock"
+    )
+    es_env = environment(services()["elasticsearch"])
+    assert es_env["discovery.type"] == "single-node"
+    assert es_env["xpack.security.enabled"] == "false"
+    assert "-Xmx" in es_env["ES_JAVA_OPTS"]
+
+    expected_ports = {
+        "gateway": "8080",
+        "postgres-users": "5432",
+        "postgres-products": "5433",
+        "postgres-orders": "5434",
+        "postgres-main": "5435",
+        "rabbitmq": "15672",
+        "consul": "8500",
+        "elasticsearch": "9200",
+        "kibana": "5601",
+        "prometheus": "9090",
+        "grafana": "3000",
+    }
+    for name, port in expected_ports.items():
+        hosts = [host for host, _ in published(services()[name])]
+        assert hosts and hosts[0].rpartition(":")[2] == port, f"{name}: {hosts}"
+        if name != "gateway":
+            assert hosts[0].startswith("127.0.0.1:"), f"{name} is published beyond localhost"
+
+
+def test_the_gateway_runs_the_compose_config():
+    gateway = services()["gateway"]
+    mounts = bind_mounts(gateway)
+    assert mounts["/etc/nginx/nginx.conf"].removeprefix("./") == "nginx/compose.conf"
+    assert mounts["/etc/nginx/routes.conf"].removeprefix("./") == "nginx/routes.conf"
+    if not NGINX_COMPOSE_CONF.exists():
+        pytest.skip("nginx/compose.conf is not there yet")
+    conf = NGINX_COMPOSE_CONF.read_text()
+    assert "include /etc/nginx/routes.conf;" in conf
+    listen = re.findall(r"^\s*listen\s+(\d+)", conf, re.M)
+    assert [target for _, target in published(gateway)] == listen
+    # nginx refuses "daemon" twice: the config's and the image's default -g 'daemon off;'.
+    if re.search(r"^\s*daemon\s+off;", conf, re.M):
+        assert "-g" not in command(gateway) and command(gateway)
+    assert re.search(r"^\s*resolver\s+127\.0\.0\.11\b", conf, re.M), "Docker's DNS"
+    upstreams = dict(re.findall(r"upstream\s+(\w+)\s*\{([^}]*)\}", conf))
+    used = set(re.findall(r"proxy_pass\s+http://(\w+)", NGINX_ROUTES.read_text()))
+    assert used <= set(upstreams), f"routes.conf uses undefined upstreams {used - set(upstreams)}"
+    for upstream, body in upstreams.items():
+        assert "zone " in body, f"{upstream}: resolve needs a shared zone"
+        for host, port in re.findall(r"server\s+([\w.-]+):(\d+)\s+[^;]*\bresolve\b", body):
+            assert host in app_services(), f"{upstream}: {host} is not a service"
+            assert port == environment(services()[host])["PORT"]
+            assert app_services()[host] == upstream, f"{upstream} points at {host}"
+
+
+# --- secrets and .env.example -----------------------------------------------------------------
+
+
+def test_env_example_lists_every_variable_with_a_comment_and_a_safe_placeholder():
+    lines = COMPOSE_FILE.read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    used = {match.group(1) for match in VARIABLE.finditer(text)}
+    bare = re.findall(r"(?<!\$)\$(?![{$])(\w+)", text)
+    assert not bare, f"use ${{NAME}} (or $$ for a literal $): {bare}"
+    listed = env_example()
+    assert used - set(listed) == set(), f"missing from .env.example: {used - set(listed)}"
+    assert set(listed) - used == set(), f"not used by docker-compose.yml: {set(listed) - used}"
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert lines[number - 1].startswith("#"), f"no comment above {line!r}"
+    required = {m.group(1) for m in VARIABLE.finditer(text) if m.group(2) in (":?", "?")}
+    for name in required:
+        assert listed[name], f"{name} is required: give it a placeholder"
+    for name, value in listed.items():
+        if SECRET_NAME.search(name):
+            assert value == "" or value.startswith("change-me"), f"{name}: not a placeholder"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_secrets_and_passwords_come_from_the_env_file():
+    for name, service in services().items():
+        for key, value in environment(service).items():
+            if SECRET_NAME.search(key):
+                assert VARIABLE.fullmatch(value), f"{name}: {key} must be ${{{key}...}} from .env"
+            masked = VARIABLE.sub(lambda m: f"<{m.group(1)}>", value)
+            userinfo = re.match(r"[\w+.-]+://[^:/@]*:([^@/]*)@", masked)
+            if userinfo:
+                password = userinfo.group(1)
+                assert re.fullmatch(r"<\w+>", password), f"{name}: {key} has a literal password"
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = DOCKERIGNORE.read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def ignore_regex(pattern: str) -> str:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return out
+
+
+def ignored(path: str) -> bool:
+    """Whether .dockerignore keeps a path (relative, with /) out of the build context."""
+    parts = path.split("/")
+    result = False
+    for pattern in dockerignore_patterns():
+        negate = pattern.startswith("!")
+        regex = ignore_regex(pattern.removeprefix("!").strip("/"))
+        if any(re.fullmatch(regex, "/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            result = not negate
+    return result
+
+
+def test_the_dockerfile_builds_a_slim_non_root_image_of_the_locked_dependencies():
+    lines = dockerfile_lines()
+    args = {}
+    for line in lines:
+        if match := re.match(r"ARG\s+(\w+)=(\S+)", line):
+            args[match.group(1)] = match.group(2)
+    stages = [
+        VARIABLE.sub(lambda m: args[m.group(1)], line.split()[1])
+        for line in lines
+        if line.startswith("FROM ")
+    ]
+    assert len(stages) >= 2, "multi-stage"
+    python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert stages[-1].startswith(f"python:{python.removeprefix('>=')}-slim"), stages[-1]
+    text = "\n".join(lines)
+    assert re.search(r"uv sync .*--frozen", text) and "--no-dev" in text
+    final = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM "))]
+    final_stage = lines[lines.index(final) :]
+    users = [line.split()[1] for line in final_stage if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as a non-root user"
+    healthcheck = next(line for line in final_stage if line.startswith("HEALTHCHECK"))
+    assert "/health" in healthcheck and "PORT" in healthcheck and "urllib" in healthcheck
+    assert re.search(r'^CMD \["python", "-m", "\w+"\]', text, re.M)
+
+    copied = []
+    for line in final_stage:
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied += [source.rstrip("/") for source in line.split()[1:-1]]
+    for source in copied:
+        assert (ROOT / source).exists(), f"COPY {source}: missing"
+    needed = set(PACKAGES) | {"shared_runtime", "shared_events"}
+    assert needed <= set(copied), f"not copied into the image: {needed - set(copied)}"
+    for source in ["pyproject.toml", "uv.lock", *copied]:
+        for path in [ROOT / source, *(ROOT / source).rglob("*")]:
+            relative = path.relative_to(ROOT).as_posix()
+            if path.is_file() and "__pycache__" not in relative and path.suffix != ".pyc":
+                assert not ignored(relative), f".dockerignore leaves out {relative}"
+    for secret in (".env", ".git", ".venv"):
+        assert ignored(secret), f".dockerignore must leave out {secret}"
+
+
+# --- Prometheus and Grafana ------------------------------------------------------------------
+
+
+def test_prometheus_finds_the_services_in_consul():
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["localhost:9090"]
+    consul_jobs = [job for job in jobs.values() if "consul_sd_configs" in job]
+    assert len(consul_jobs) == 1
+    job = consul_jobs[0]
+    (sd,) = job["consul_sd_configs"]
+    assert sd["server"] == "consul:8500" and "consul" in services()
+    # The tag the services register with (shared_runtime.discovery).
+    assert sd["tags"] == ["metrics"] and '"metrics"' in inspect.getsource(Discovery.register)
+    relabels = job["relabel_configs"]
+    assert any("__meta_consul_service" in r.get("source_labels", []) for r in relabels)
+    # The metrics' own "service" label must not be renamed to exported_service.
+    assert all(r.get("target_label") != "service" for r in relabels)
+    prometheus = services()["prometheus"]
+    config_path = next(a.split("=", 1)[1] for a in command(prometheus) if "config.file" in a)
+    assert bind_mounts(prometheus)[config_path].removeprefix("./") == "observability/prometheus.yml"
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
+    grafana = services()["grafana"]
+    mounts = {source.removeprefix("./"): target for target, source in bind_mounts(grafana).items()}
+    provisioning = mounts["observability/grafana/provisioning"]
+    assert provisioning == "/etc/grafana/provisioning"
+    datasources = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    (datasource,) = datasources["datasources"]
+    assert datasource["type"] == "prometheus" and datasource["isDefault"]
+    assert host_port(datasource["url"]) == ("prometheus", 9090)
+    providers = yaml.safe_load((GRAFANA / "provisioning/dashboards/dashboards.yml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["options"]["path"] == mounts["observability/grafana/dashboards"]
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/{DASHBOARD.name}"
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["current"]["value"] == datasource["uid"]
+
+
+@cache
+def registered_metrics() -> dict[str, set[str]]:
+    """Exposed metric name -> label names, for every metric the code registers."""
+    found: dict[str, set[str]] = {}
+    for package in [*PACKAGES, "shared_runtime", "shared_events"]:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                    continue
+                kind = node.func.id
+                if kind not in ("Counter", "Gauge", "Histogram") or not node.args:
+                    continue
+                args, keywords = node.args, {k.arg: k.value for k in node.keywords}
+                name = ast.literal_eval(args[0])
+                labels_node = args[2] if len(args) > 2 else keywords.get("labelnames")
+                labels = set(ast.literal_eval(labels_node)) if labels_node else set()
+                if kind == "Counter":
+                    found[name if name.endswith("_total") else f"{name}_total"] = labels
+                elif kind == "Histogram":
+                    for suffix in ("_bucket", "_sum", "_count"):
+                        found[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+                else:
+                    found[name] = labels
+    return found
+
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_WORDS |= {"unless", "bool", "offset"}
+
+
+def promql_metrics(expr: str) -> tuple[set[str], dict[str, set[str]], set[str]]:
+    """(metric names, labels matched per metric, labels grouped by) of a PromQL expression."""
+    expr = re.sub(r"\[[^\]]*\]", "", expr)
+    matched: dict[str, set[str]] = {}
+    for metric, matchers in re.findall(r"([A-Za-z_:][\w:]*)\s*\{([^}]*)\}", expr):
+        matched.setdefault(metric, set()).update(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+    grouped: set[str] = set()
+    for labels in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+        grouped.update(label.strip() for label in labels.split(",") if label.strip())
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", re.sub(r"\{[^}]*\}", "", expr))
+    bare = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", bare)
+    names = {
+        m.group(0)
+        for m in re.finditer(r"(?<![\w.$])[A-Za-z_:][\w:]*", bare)
+        if not bare[m.end() :].lstrip().startswith("(") and m.group(0) not in PROMQL_WORDS
+    }
+    return names, matched, grouped
+
+
+def test_the_dashboard_queries_the_metrics_the_services_export():
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and dashboard["title"] and 36 <= dashboard["schemaVersion"] <= 41
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    queried: set[str] = set()
+    for panel in panels:
+        assert {"x", "y", "w", "h"} <= set(panel["gridPos"]), panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], f"{panel['title']}: no query"
+        for target in panel["targets"]:
+            names, matched, grouped = promql_metrics(target["expr"])
+            assert names, f"{panel['title']}: no metric in {target['expr']}"
+            queried |= names
+            for name in names:
+                assert name in METRICS, f"{panel['title']}: {name} is not a dashboard metric"
+                assert name in registered_metrics(), f"{name} is registered nowhere in the code"
+            for metric, labels in matched.items():
+                assert labels <= registered_metrics()[metric], f"{metric} has no {labels}"
+            available = set().union(*(registered_metrics()[name] for name in names))
+            assert grouped <= available, f"{panel['title']}: grouped by {grouped - available}"
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", variable["definition"])
+            assert query, f"variable {variable['name']}: {variable['definition']}"
+            metric, label = query.groups()
+            assert metric in METRICS and label in registered_metrics()[metric]
+    assert queried == set(METRICS), f"no panel for {set(METRICS) - queried}"
+    for name, labels in METRICS.items():
+        assert labels <= registered_metrics()[name], f"{name}: the code has no {labels}"
+
+
+# --- Kibana ------------------------------------------------------------------------------------
+
+
+def test_kibana_saved_objects_search_the_shipped_logs():
+    objects = [json.loads(line) for line in KIBANA_OBJECTS.read_text().splitlines() if line]
+    by_id = {(obj["type"], obj["id"]): obj for obj in objects}
+    assert len(by_id) == len(objects), "ids are unique"
+    template = json.loads(INDEX_TEMPLATE.read_text())
+    fields = template["template"]["mappings"]["properties"]
+    (data_view,) = [obj for obj in objects if obj["type"] == "index-pattern"]
+    assert [data_view["attributes"]["title"]] == template["index_patterns"]
+    assert data_view["attributes"]["timeFieldName"] == "timestamp"
+    assert fields["timestamp"]["type"] == "date"
+
+    searches = {}
+    for obj in objects:
+        for ref in obj["references"]:
+            assert (ref["type"], ref["id"]) in by_id, f"{obj['id']}: dangling {ref}"
+        if obj["type"] != "search":
+            continue
+        source = json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
+        assert source["query"]["language"] == "kuery"
+        assert set(obj["attributes"]["columns"]) <= set(fields), obj["id"]
+        assert obj["attributes"]["sort"][0][0] == "timestamp"
+        assert {ref["id"] for ref in obj["references"]} == {data_view["id"]}
+        searches[obj["attributes"]["title"]] = source["query"]["query"]
+    for package in PACKAGES:
+        service_name = settings_class(package).model_fields["service_name"].default
+        assert f'service: "{service_name}"' in searches.values(), f"no saved search for {package}"
+    assert searches["One order's saga"].startswith("correlation_id")
+
+    setup = services()["kibana-setup"]
+    mounts = {source.removeprefix("./"): target for target, source in bind_mounts(setup).items()}
+    mounted = mounts["observability/kibana/saved_objects.ndjson"]
+    script = " ".join(command(setup))
+    assert "/api/saved_objects/_import?overwrite=true" in script
+    assert "kbn-xsrf: true" in script and f"file=@{mounted}" in script
+    assert setup["depends_on"]["kibana"]["condition"] == "service_healthy"

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -26,6 +27,36 @@ _CODES_BY_STATUS = {
     422: "validation_error",
     429: "too_many_requests",
     503: "service_unavailable",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape, as documented in every service's OpenAPI schema."""
+
+    error: ErrorDetail
+
+
+# Declared on every route, so clients (and schema-driven tests) know the error answers.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Bad request",
+        401: "Missing or invalid access token",
+        403: "Not allowed for this user",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        413: "Body too large",
+        415: "Unsupported media type",
+        422: "Invalid input",
+        429: "Too many requests",
+        503: "A dependency is unavailable",
+    }.items()
 }
 
 
@@ -99,6 +130,15 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the validation let through (an odd character, a number
+    # out of range): the client's input, so 422, and logged so the validation can be fixed.
+    log.warning("input_refused_by_database", path=request.url.path, error=repr(exc)[:300])
+    return error_response(
+        422, "validation_error", "The request contains a value that cannot be stored."
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return error_response(500, "internal_error", "Something went wrong on our side.")
@@ -117,4 +157,5 @@ def install_error_handlers(app: FastAPI) -> None:
         ConnectionError,
     ):
         app.add_exception_handler(store_error, _store_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _data_error)
     app.add_exception_handler(Exception, _unhandled_error)

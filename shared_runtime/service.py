@@ -22,7 +22,7 @@ from shared_events.events import Event
 from shared_events.relay import OutboxRelay
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.discovery import Discovery, advertise_address
-from shared_runtime.errors import install_error_handlers
+from shared_runtime.errors import ERROR_RESPONSES, install_error_handlers
 from shared_runtime.health import ReadinessCheck, database_check, redis_check
 from shared_runtime.health import router as health_router
 from shared_runtime.log_shipping import LogShipper
@@ -144,7 +144,7 @@ def create_service_app(
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     return app
 
 

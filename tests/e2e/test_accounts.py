@@ -97,6 +97,10 @@ async def test_duplicate_email_is_a_conflict(gateway: httpx.AsyncClient):
         ({"email": "a@example.com", "password": "long-enough", "fullName": "  "}, "fullName"),
         ({"email": "a@example.com", "password": "long-enough"}, "fullName"),
         (
+            {"email": "a@example.com", "password": "long-enough", "fullName": "Nul\u0000"},
+            "fullName",
+        ),
+        (
             {"email": "a@example.com", "password": "long-enough", "fullName": "A", "phone": "555"},
             "phone",
         ),

@@ -46,7 +46,6 @@ def _product_json(product: object) -> bytes:
 @router.get("", response_model=ProductPage)
 async def list_products(
     request: Request,
-    session: SessionDep,
     search: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     min_price: Annotated[Decimal | None, Query(alias="minPrice", ge=0, max_digits=12)] = None,
@@ -68,11 +67,12 @@ async def list_products(
         page_size=page_size,
     )
     cache = _cache(request)
-    key = await cache.page_key(query.cache_params())
-    cached = await cache.get("list", key)
+    key, cached = await cache.get_page(query.cache_params())
     if cached is not None:
         return Response(cached, media_type=JSON)
-    products, total = await domain.search_products(session, query)
+    # A session only on a miss: a cache hit never touches the database pool.
+    async with request.app.state.sessionmaker() as session:
+        products, total = await domain.search_products(session, query)
     body = (
         ProductPage(
             items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
@@ -96,14 +96,14 @@ async def list_categories(session: SessionDep) -> list[CategoryOut]:
 
 
 @router.get("/{product_id}", response_model=ProductOut)
-async def get_product(product_id: uuid.UUID, request: Request, session: SessionDep) -> Response:
+async def get_product(product_id: uuid.UUID, request: Request) -> Response:
     """One product, inactive ones included (``active: false``): carts and orders refer to them."""
     cache = _cache(request)
-    key = await cache.product_key(product_id)
-    cached = await cache.get("product", key)
+    key, cached = await cache.get_product(product_id)
     if cached is not None:
         return Response(cached, media_type=JSON)
-    body = _product_json(await domain.get_product(session, product_id))
+    async with request.app.state.sessionmaker() as session:
+        body = _product_json(await domain.get_product(session, product_id))
     await cache.set(key, body)
     return Response(body, media_type=JSON)
 

@@ -36,6 +36,14 @@ LIST_VERSION = "catalog:listver"
 _LOG_EVERY_S = 10.0
 
 
+# KEYS: the epoch and the entry's version counter; ARGV: the entry's name.
+_READ = """
+local key = 'catalog:' .. (redis.call('GET', KEYS[1]) or '0') .. ':' .. ARGV[1] .. ':'
+    .. (redis.call('GET', KEYS[2]) or '0')
+return {key, redis.call('GET', key)}
+"""
+
+
 def _product_version_key(product_id: uuid.UUID) -> str:
     return f"catalog:pver:{product_id}"
 
@@ -43,6 +51,7 @@ def _product_version_key(product_id: uuid.UUID) -> str:
 class CatalogCache:
     def __init__(self, client: redis.Redis, *, ttl_s: int, service: str) -> None:
         self.client = client
+        self._read = client.register_script(_READ)
         self.ttl_s = ttl_s
         self.service = service
         self._last_warning = 0.0
@@ -53,40 +62,29 @@ class CatalogCache:
             self._last_warning = now
             log.warning("cache_unavailable_reading_database", error=repr(exc))
 
-    async def _versions(self, *keys: str) -> list[str] | None:
-        try:
-            values = await self.client.mget(keys)
-        except (redis.RedisError, OSError) as exc:
-            self._unavailable(exc)
-            return None
-        return [(v.decode() if isinstance(v, bytes) else str(v)) if v else "0" for v in values]
+    async def get_product(self, product_id: uuid.UUID) -> tuple[str | None, bytes | None]:
+        """(the key to store a fresh copy under, the cached copy or None)."""
+        return await self._lookup(
+            "product", _product_version_key(product_id), f"product:{product_id}"
+        )
 
-    async def product_key(self, product_id: uuid.UUID) -> str | None:
-        versions = await self._versions(EPOCH, _product_version_key(product_id))
-        if versions is None:
-            return None
-        return f"catalog:{versions[0]}:product:{product_id}:{versions[1]}"
-
-    async def page_key(self, params: dict[str, Any]) -> str | None:
-        versions = await self._versions(EPOCH, LIST_VERSION)
-        if versions is None:
-            return None
+    async def get_page(self, params: dict[str, Any]) -> tuple[str | None, bytes | None]:
         canonical = "&".join(f"{k}={params[k]}" for k in sorted(params) if params[k] is not None)
         digest = hashlib.sha1(canonical.encode()).hexdigest()
-        return f"catalog:{versions[0]}:list:{versions[1]}:{digest}"
+        return await self._lookup("list", LIST_VERSION, f"list:{digest}")
 
-    async def get(self, cache: str, key: str | None) -> bytes | None:
-        if key is None:
-            CACHE_REQUESTS.labels(self.service, cache, "error").inc()
-            return None
+    async def _lookup(
+        self, cache: str, version_key: str, name: str
+    ) -> tuple[str | None, bytes | None]:
+        """One round trip: the versions, the key they make, and the value under it."""
         try:
-            value = await self.client.get(key)
+            key, value = await self._read(keys=[EPOCH, version_key], args=[name])
         except (redis.RedisError, OSError) as exc:
             self._unavailable(exc)
             CACHE_REQUESTS.labels(self.service, cache, "error").inc()
-            return None
+            return None, None
         CACHE_REQUESTS.labels(self.service, cache, "hit" if value is not None else "miss").inc()
-        return value.encode() if isinstance(value, str) else value
+        return (key.decode() if isinstance(key, bytes) else key), value
 
     async def set(self, key: str | None, value: bytes) -> None:
         if key is None:

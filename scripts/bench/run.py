@@ -1,0 +1,279 @@
+"""`make bench`: throughput and latency of the system as `make dev` runs it, on this machine.
+
+1. catalog reads through the gateway with wrk (a mix of product pages and searches):
+   requests/s, p50/p95/p99, errors, cache hit ratio;
+2. the order saga: simulated customers fill a cart and order with pm_card_visa; orders/s
+   reaching CONFIRMED and the time from POST /orders to CONFIRMED (from the saga timeline),
+   then the invariant checker;
+3. bulk import of 100,000 products;
+4. peak memory (VmHWM) of each service process.
+
+It prints a table and writes it into docs/benchmarks.md with the machine and the commit.
+All load comes from this machine's loopback address, so the gateway's per-address rate limit
+is raised for the run and put back afterwards.
+
+    .venv/bin/python scripts/bench/run.py [--duration 30] [--connections 64] [--orders 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_import import admin_token, csv_rows, record, timed_import  # noqa: E402
+from scripts.stack import SERVICES  # noqa: E402
+from scripts.verify import verify  # noqa: E402
+from shared_runtime.auth import Claims, create_access_token  # noqa: E402
+
+GATEWAY = "http://127.0.0.1:8080"
+PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+SECRET = os.environ.get("JWT_SECRET", "change-me-in-production")
+ADDRESS = {
+    "fullName": "Bench Customer",
+    "line1": "1 Load Street",
+    "city": "Berlin",
+    "postalCode": "10115",
+    "country": "DE",
+}
+
+
+def set_gateway_rate(rate: str) -> None:
+    env = dict(os.environ, GATEWAY_API_RATE=rate)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stack.py"), "start", "--name", "dev"],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+
+
+def metric(text: str, name: str, labels: dict[str, str]) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cache_counts() -> tuple[float, float]:
+    text = httpx.get("http://127.0.0.1:5002/metrics").text
+    hits = metric(text, "cache_requests_total", {"result": "hit"})
+    misses = metric(text, "cache_requests_total", {"result": "miss"})
+    return hits, misses
+
+
+def catalog(duration: int, connections: int) -> dict[str, Any]:
+    products = httpx.get(f"{GATEWAY}/api/v1/products", params={"pageSize": 100}).json()["items"]
+    paths = [f"/api/v1/products/{p['id']}" for p in products]
+    words = ["mug", "walnut", "camping", "lamp", "kettle", "guide", "ceramic", "wireless"]
+    paths += [f"/api/v1/products?search={w}" for w in words]
+    paths += [f"/api/v1/products?category=kitchen&page={n}" for n in range(1, 4)]
+    paths += ["/api/v1/products?minPrice=10&maxPrice=40&sort=price"]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
+        file.write("\n".join(paths))
+    for path in paths:  # warm the cache, as a shop's would be
+        httpx.get(f"{GATEWAY}{path}")
+    hits0, misses0 = cache_counts()
+    result = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+         "-s", str(ROOT / "scripts" / "bench" / "catalog.lua"), GATEWAY],
+        capture_output=True, text=True, check=True, env=dict(os.environ, BENCH_PATHS=file.name),
+    )  # fmt: skip
+    os.unlink(file.name)
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    hits1, misses1 = cache_counts()
+    hits, misses = hits1 - hits0, misses1 - misses0
+    stats["rps"] = stats["requests"] / stats["seconds"]
+    stats["cache_hit_ratio"] = hits / (hits + misses) if hits + misses else 0.0
+    stats["mix"] = f"{len(products)} product pages, {len(paths) - len(products)} searches/lists"
+    return stats
+
+
+async def saga(orders: int, concurrency: int) -> dict[str, Any]:
+    token = admin_token(GATEWAY)
+    admin = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency * 2)
+    async with httpx.AsyncClient(base_url=f"{GATEWAY}/api/v1", timeout=30, limits=limits) as api:
+        products = []
+        for n in range(10):
+            body = {
+                "sku": f"SAGA-{uuid.uuid4().hex[:10]}",
+                "name": f"Saga Bench Item {n}",
+                "category": "bench",
+                "price": "9.99",
+                "currency": "EUR",
+                "quantity": orders,  # enough for every order
+            }
+            response = await api.post("/products", json=body, headers=admin)
+            response.raise_for_status()
+            products.append(response.json()["id"])
+
+        async def customer(n: int) -> str:
+            user = uuid.uuid4()
+            claims = Claims(sub=user, email=f"bench-{user.hex[:8]}@example.com", full_name="B")
+            auth = {"Authorization": f"Bearer {create_access_token(claims, SECRET, 3600)}"}
+            added = await api.post(
+                "/cart/items", json={"productId": products[n % 10], "quantity": 1}, headers=auth
+            )
+            added.raise_for_status()
+            placed = await api.post(
+                "/orders",
+                json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
+                headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
+            )
+            placed.raise_for_status()
+            return str(placed.json()["id"])
+
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def limited(n: int) -> str:
+            async with semaphore:
+                return await customer(n)
+
+        started = time.time()
+        ids = await asyncio.gather(*(limited(n) for n in range(orders)))
+        posted_s = time.time() - started
+
+    conn = await asyncpg.connect(f"{PG}/orders")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status = 'PENDING'",
+                ids,
+            )
+            if pending == 0:
+                break
+            await asyncio.sleep(0.5)
+        rows = await conn.fetch(
+            "SELECT o.status, o.created_at, t.at AS confirmed_at FROM orders o "
+            "LEFT JOIN order_timeline t ON t.order_id = o.id AND t.event = 'OrderConfirmed' "
+            "WHERE o.id = ANY($1::uuid[])",
+            ids,
+        )
+    finally:
+        await conn.close()
+    confirmed = [r for r in rows if r["confirmed_at"] is not None]
+    latencies = sorted((r["confirmed_at"] - r["created_at"]).total_seconds() for r in confirmed)
+    first = min(r["created_at"] for r in rows)
+    last = max(r["confirmed_at"] for r in confirmed)
+    report = await verify("", settled=False)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+
+    return {
+        "orders": orders,
+        "concurrency": concurrency,
+        "confirmed": len(confirmed),
+        "posted_s": posted_s,
+        "orders_per_s": len(confirmed) / (last - first).total_seconds(),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "mean_ms": statistics.mean(latencies) * 1000,
+        "violations": report.violations,
+    }
+
+
+def import_100k() -> float:
+    token = admin_token(GATEWAY)
+    run = uuid.uuid4().hex[:6]
+    seconds, result = timed_import(GATEWAY, token, csv_rows(100_000, run, active=True))
+    assert result["created"] == 100_000, result
+    # Hide them again from the storefront.
+    timed_import(GATEWAY, token, csv_rows(100_000, run, active=False))
+    return seconds
+
+
+def peak_memory() -> dict[str, float]:
+    peaks = {}
+    for service in SERVICES:
+        pid_file = ROOT / ".run" / "dev" / f"{service}.pid"
+        try:
+            status = Path(f"/proc/{int(pid_file.read_text())}/status").read_text()
+        except (OSError, ValueError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[service] = int(line.split()[1]) / 1024
+    return peaks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--orders", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+
+    set_gateway_rate("1000000r/s")
+    try:
+        reads = catalog(args.duration, args.connections)
+        orders = asyncio.run(saga(args.orders, args.concurrency))
+        import_s = import_100k()
+    finally:
+        set_gateway_rate(os.environ.get("GATEWAY_API_RATE", "100r/s"))
+    memory = peak_memory()
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    catalog_ok = reads["rps"] >= 2000 and reads["p99_ms"] <= 50 and reads["errors"] == 0
+    saga_ok = orders["orders_per_s"] >= 100 and orders["p95_ms"] <= 500
+    lines = [
+        f"Machine: {os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} "
+        f"{platform.machine()}, Python {platform.python_version()}; commit `{commit}`; the load "
+        "generators, nginx, PostgreSQL, Redis, RabbitMQ and the six services all on this machine.",
+        "",
+        f"Command: `make dev && make bench` (`scripts/bench/run.py --duration {args.duration} "
+        f"--connections {args.connections} --orders {args.orders} "
+        f"--concurrency {args.concurrency}`)",
+        "",
+        "| what | figure | target | |",
+        "|---|---|---|---|",
+        f"| catalog reads through the gateway (wrk, {args.connections} connections, "
+        f"{args.duration} s; {reads['mix']}) | {reads['rps']:,.0f} req/s; p50 "
+        f"{reads['p50_ms']:.1f} ms, p95 {reads['p95_ms']:.1f} ms, p99 {reads['p99_ms']:.1f} ms; "
+        f"{reads['errors']} errors; cache hit ratio {reads['cache_hit_ratio']:.1%} | "
+        f">= 2,000 req/s, p99 <= 50 ms, no errors | {verdict(catalog_ok)} |",
+        f"| order saga ({args.orders} orders, {args.concurrency} customers at a time, "
+        f"pm_card_visa) | {orders['confirmed']}/{args.orders} CONFIRMED; "
+        f"{orders['orders_per_s']:,.1f} orders/s; POST to CONFIRMED p50 "
+        f"{orders['p50_ms']:.0f} ms, p95 {orders['p95_ms']:.0f} ms, p99 {orders['p99_ms']:.0f} ms;"
+        f" invariants: {len(orders['violations'])} violations | >= 100 orders/s, p95 <= 500 ms |"
+        f" {verdict(saga_ok)} |",
+        f"| bulk import, 100,000 new products (CSV) | {import_s:.1f} s | <= 15 s |"
+        f" {verdict(import_s <= 15)} |",
+        "| peak memory (VmHWM) | "
+        + ", ".join(f"{s.replace('_service', '')} {mb:.0f} MiB" for s, mb in memory.items())
+        + " | | |",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    record("make bench", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

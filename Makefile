@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db fuzz
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db fuzz bench
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -17,6 +17,7 @@ help:
 	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
 	@echo "make fuzz     schemathesis against every service's OpenAPI, 300 cases per operation"
 	@echo "make verify   check the order saga's invariants against the databases"
+	@echo "make bench    catalog reads, the order saga, the import, memory (needs make dev); docs/benchmarks.md"
 	@echo "make bench-import   time a 100,000-product import (needs make dev); docs/benchmarks.md"
 
 dev:
@@ -75,6 +76,10 @@ fuzz:
 
 verify:
 	@$(PY) scripts/verify.py
+
+bench:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+	@$(PY) scripts/bench/run.py
 
 bench-import:
 	@$(PY) scripts/bench_import.py

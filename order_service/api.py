@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from order_service.domain import AdminShipped, CustomerCancelled, TransitionRefused
 from order_service.models import Order, OrderLine
@@ -112,8 +113,22 @@ async def _priced_lines(peers: PeerClient, authorization: str) -> tuple[list[dic
 
 async def _existing(session: AsyncSession, user: Claims, key: str) -> Order | None:
     return await session.scalar(
-        sa.select(Order).where(Order.user_id == user.user_id, Order.idempotency_key == key)
+        sa.select(Order)
+        .where(Order.user_id == user.user_id, Order.idempotency_key == key)
+        .options(selectinload(Order.timeline))
     )
+
+
+async def _reloaded(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
+    """The order as stored now, timeline included, for the answer."""
+    order = await session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .options(selectinload(Order.timeline))
+        .execution_options(populate_existing=True)
+    )
+    assert order is not None
+    return order_out(order)
 
 
 @router.post("", status_code=202, response_model=OrderOut)
@@ -189,14 +204,13 @@ async def place_order(
         payment_method_id=body.payment_method_id,
     )
     await add_event(session, event, correlation_id=order.id)
-    record(order, "OrderCreated", "emitted", {"totalAmount": str(order.total_amount)})
+    record(session, order, "OrderCreated", "emitted", {"totalAmount": str(order.total_amount)})
     await session.flush()
-    await session.refresh(order, ["timeline", "updated_at", "created_at"])
-    return order_out(order)
+    return await _reloaded(session, order.id)
 
 
 async def _visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
-    order = await session.get(Order, order_id)
+    order = await session.get(Order, order_id, options=[selectinload(Order.timeline)])
     if order is None or (order.user_id != user.user_id and not user.is_admin):
         raise ApiError(404, "order_not_found", "No order with this id.")
     return order
@@ -218,6 +232,7 @@ async def list_orders(
     orders = await session.scalars(
         sa.select(Order)
         .where(*conditions)
+        .options(selectinload(Order.timeline))
         .order_by(Order.created_at.desc(), Order.id)
         .offset((page - 1) * page_size)
         .limit(page_size)
@@ -237,14 +252,13 @@ async def _command(
 ) -> OrderOut:
     order = await lock_order(session, order_id)
     assert order is not None
-    record(order, name, "command")
+    record(session, order, name, "command")
     try:
         await advance(session, order, command)
     except TransitionRefused as exc:  # the transaction, timeline entry included, rolls back
         raise ApiError(409, exc.code, exc.message, {"status": order.status}) from exc
     await session.flush()
-    await session.refresh(order, ["timeline", "updated_at"])
-    return order_out(order)
+    return await _reloaded(session, order_id)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderOut)

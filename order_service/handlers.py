@@ -39,7 +39,7 @@ async def _apply(
     order = await lock_order(session, event.order_id)
     if order is None:
         raise UnknownOrder(f"order {event.order_id} not found")
-    record(order, event.event_type(), "received", details)
+    record(session, order, event.event_type(), "received", details)
     await advance(session, order, saga_input)
 
 

@@ -56,8 +56,10 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         order_by="OrderLine.position", lazy="selectin", cascade="all, delete-orphan"
     )
+    # Loaded only when asked for (selectinload): applying an event appends one row and never
+    # needs the whole history.
     timeline: Mapped[list[TimelineEntry]] = relationship(
-        order_by="TimelineEntry.id", lazy="selectin", cascade="all, delete-orphan"
+        order_by="TimelineEntry.id", lazy="raise", cascade="all, delete-orphan"
     )
 
     def saga(self) -> Saga:

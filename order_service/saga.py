@@ -39,10 +39,14 @@ def _count_outcome(session: AsyncSession, order: Order, outcome: str) -> None:
     after_commit(session, count)
 
 
-def record(order: Order, event: str, direction: str, details: dict[str, Any] | None = None) -> None:
-    order.timeline.append(
-        TimelineEntry(order_id=order.id, event=event, direction=direction, details=details)
-    )
+def record(
+    session: AsyncSession,
+    order: Order,
+    event: str,
+    direction: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(TimelineEntry(order_id=order.id, event=event, direction=direction, details=details))
 
 
 async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
@@ -91,4 +95,4 @@ async def advance(session: AsyncSession, order: Order, saga_input: Input) -> Non
         details = {"reason": output.reason} if isinstance(output, Cancel) else None
         if isinstance(output, Ship):
             details = {"trackingNumber": output.tracking_number}
-        record(order, event.event_type(), "emitted", details)
+        record(session, order, event.event_type(), "emitted", details)

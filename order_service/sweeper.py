@@ -30,7 +30,7 @@ async def cancel_overdue(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
             )
         ).all()
         for order in overdue:
-            record(order, "DeadlinePassed", "received")
+            record(session, order, "DeadlinePassed", "received")
             await advance(session, order, DeadlinePassed())
     if overdue:
         log.warning("orders_cancelled_at_deadline", count=len(overdue))

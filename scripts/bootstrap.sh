@@ -30,6 +30,15 @@ if ! psql -h 127.0.0.1 -U postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
   exit 1
 fi
 
+# A dev stack and a test stack (six services each, a pool per service) need more than the
+# default 100 connections.
+if [ "$(psql -h 127.0.0.1 -U postgres -tAc 'SHOW max_connections')" -lt 300 ]; then
+  say "raising PostgreSQL max_connections to 300 (restarts PostgreSQL once)"
+  psql -h 127.0.0.1 -U postgres -qc 'ALTER SYSTEM SET max_connections = 300'
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main restart
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   say "starting Redis"
   as_root mkdir -p /var/lib/redis /var/log/redis

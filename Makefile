@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db fuzz bench
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db fuzz bench chaos
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -15,6 +15,7 @@ help:
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
 	@echo "make backup-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
 	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
+	@echo "make chaos    fault scenarios under order load, invariants checked; docs/reliability.md"
 	@echo "make fuzz     schemathesis against every service's OpenAPI, 300 cases per operation"
 	@echo "make verify   check the order saga's invariants against the databases"
 	@echo "make bench    catalog reads, the order saga, the import, memory (needs make dev); docs/benchmarks.md"
@@ -69,6 +70,10 @@ backup-db:
 restore-db:
 	@test -n "$(BACKUP)" || (echo "usage: make restore-db BACKUP=backups/<timestamp> [FORCE=1]" >&2; exit 2)
 	@$(PY) scripts/backup.py restore "$(BACKUP)" $(if $(FORCE),--force)
+
+chaos:
+	@bash scripts/bootstrap.sh
+	@$(PY) scripts/chaos.py
 
 fuzz:
 	@bash scripts/bootstrap.sh

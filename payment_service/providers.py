@@ -91,7 +91,10 @@ class SandboxPaymentProvider:
     name = "sandbox"
 
     def __init__(self) -> None:
-        # provider_payment_id -> PaymentIntent status
+        # provider_payment_id -> PaymentIntent status, as far as this process has seen. The
+        # sandbox keeps no store of its own: after a restart an id it has not seen is one the
+        # payments table recorded as authorised (only those are captured or voided), so it is
+        # taken as "requires_capture", as Stripe would still know it.
         self.states: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         # What each order was first authorised with, and the answer, replayed like Stripe's
@@ -126,7 +129,7 @@ class SandboxPaymentProvider:
 
     async def capture(self, *, order_id: uuid.UUID, provider_payment_id: str) -> None:
         self.calls.append(("capture", provider_payment_id))
-        state = self.states.get(provider_payment_id)
+        state = self.states.get(provider_payment_id, "requires_capture")
         if state == "succeeded":
             return
         if state != "requires_capture":
@@ -135,7 +138,7 @@ class SandboxPaymentProvider:
 
     async def void(self, *, order_id: uuid.UUID, provider_payment_id: str) -> None:
         self.calls.append(("void", provider_payment_id))
-        state = self.states.get(provider_payment_id)
+        state = self.states.get(provider_payment_id, "requires_capture")
         if state == "canceled":
             return
         if state not in ("requires_capture", "requires_payment_method"):

@@ -541,3 +541,22 @@ def test_to_minor_units(amount: str, currency: str, minor: int):
 def test_to_minor_units_refuses_more_decimals_than_the_currency_has(amount: str, currency: str):
     with pytest.raises(ValueError, match="decimals"):
         to_minor_units(Decimal(amount), currency)
+
+
+async def test_sandbox_after_a_restart_still_captures_and_voids_what_was_authorised():
+    order_a, order_b = uuid.uuid4(), uuid.uuid4()
+    before = SandboxPaymentProvider()
+    first = await before.authorise(
+        order_id=order_a, amount=Decimal("5.00"), currency="EUR", payment_method_id="pm_card_visa"
+    )
+    second = await before.authorise(
+        order_id=order_b, amount=Decimal("5.00"), currency="EUR", payment_method_id="pm_card_visa"
+    )
+    after = SandboxPaymentProvider()  # the process restarted: nothing in memory
+    assert first.provider_payment_id and second.provider_payment_id
+    await after.capture(order_id=order_a, provider_payment_id=first.provider_payment_id)
+    await after.void(order_id=order_b, provider_payment_id=second.provider_payment_id)
+    assert after.states == {
+        first.provider_payment_id: "succeeded",
+        second.provider_payment_id: "canceled",
+    }

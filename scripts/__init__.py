@@ -1,0 +1,1 @@
+"""Operational scripts: the local stack, checks, benchmarks, fault injection, backups."""

@@ -109,12 +109,14 @@ async def test_duplicate_email_is_a_conflict(gateway: httpx.AsyncClient):
 async def test_invalid_registration_is_422_and_creates_nothing(
     gateway: httpx.AsyncClient, body: dict, field: str
 ):
+    if body.get("email") == "a@example.com":  # a fresh address: login throttling is per e-mail
+        body = body | {"email": f"{uuid.uuid4().hex}@example.com"}
     response = await gateway.post("/users/register", json=body)
     assert response.status_code == 422
     error = error_of(response)
     assert error["code"] == "validation_error"
     assert field in {d["field"] for d in error["details"]}
-    if body.get("email") == "a@example.com":
+    if "@" in body.get("email", ""):
         login = await gateway.post(
             "/users/login", json={"email": body["email"], "password": body["password"][:72]}
         )

@@ -78,9 +78,9 @@ async def test_too_many_logins_from_one_address_are_429(gateway):
             "/users/login", json={"email": f"{uuid.uuid4().hex}@example.com", "password": "x" * 8}
         )
 
-    answers = await asyncio.gather(*(attempt() for _ in range(60)))
+    answers = await asyncio.gather(*(attempt() for _ in range(100)))
     limited = [r for r in answers if r.status_code == 429]
-    assert len(limited) >= 30  # 10 per second with a burst of 20
+    assert len(limited) >= 40  # 20 per second here (10 in make dev), with a burst of 20
     assert {r.status_code for r in answers} <= {401, 429}
     assert error_of(limited[0])["code"] == "too_many_requests"
     assert limited[0].headers["Retry-After"] == "1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -214,30 +215,35 @@ class StripePaymentProvider:
         return Authorisation(False, intent.id, code, f"The payment is {intent.status}.")
 
     async def capture(self, *, order_id: uuid.UUID, provider_payment_id: str) -> None:
-        try:
-            await self.client.v1.payment_intents.capture_async(
+        await self._change(
+            "capture",
+            "succeeded",
+            provider_payment_id,
+            self.client.v1.payment_intents.capture_async(
                 provider_payment_id, options={"idempotency_key": f"capture-{order_id}"}
-            )
-        except stripe.InvalidRequestError as exc:
-            status = await self._status_after(exc, provider_payment_id)
-            if status != "succeeded":
-                raise InvalidPaymentState(
-                    f"cannot capture {provider_payment_id}: it is {status}"
-                ) from exc
-        except _TRANSIENT as exc:
-            raise ProviderError(f"Stripe: {exc.user_message or exc!r}") from exc
+            ),
+        )
 
     async def void(self, *, order_id: uuid.UUID, provider_payment_id: str) -> None:
-        try:
-            await self.client.v1.payment_intents.cancel_async(
+        await self._change(
+            "void",
+            "canceled",
+            provider_payment_id,
+            self.client.v1.payment_intents.cancel_async(
                 provider_payment_id, options={"idempotency_key": f"void-{order_id}"}
-            )
+            ),
+        )
+
+    async def _change(
+        self, action: str, done_status: str, payment_id: str, call: Awaitable[object]
+    ) -> None:
+        """Capture or cancel; an intent already in ``done_status`` counts as done."""
+        try:
+            await call
         except stripe.InvalidRequestError as exc:
-            status = await self._status_after(exc, provider_payment_id)
-            if status != "canceled":
-                raise InvalidPaymentState(
-                    f"cannot void {provider_payment_id}: it is {status}"
-                ) from exc
+            status = await self._status_after(exc, payment_id)
+            if status != done_status:
+                raise InvalidPaymentState(f"cannot {action} {payment_id}: it is {status}") from exc
         except _TRANSIENT as exc:
             raise ProviderError(f"Stripe: {exc.user_message or exc!r}") from exc
 

@@ -12,7 +12,7 @@ from product_service.app import Settings, create_app
 from product_service.importer import import_file
 from product_service.models import Product
 from shared_runtime.cli import run_service_cli
-from shared_runtime.db import create_engine, create_sessionmaker
+from shared_runtime.db import standalone_sessionmaker
 
 DEMO_CATALOG = Path(__file__).parent / "demo_catalog.jsonl"
 
@@ -21,9 +21,7 @@ def load_demo(argv: list[str]) -> int:
     """Load the demo catalog, only into an empty catalog."""
 
     async def run() -> None:
-        engine = create_engine(Settings().database_url, pool_size=2)
-        try:
-            sessionmaker = create_sessionmaker(engine)
+        async with standalone_sessionmaker(Settings().database_url) as sessionmaker:
             async with sessionmaker() as session:
                 count = await session.scalar(sa.select(sa.func.count()).select_from(Product))
             if count:
@@ -32,8 +30,6 @@ def load_demo(argv: list[str]) -> int:
             with DEMO_CATALOG.open("rb") as file:
                 result = await import_file(sessionmaker, file, "jsonl")
             print(f"product_service: demo catalog loaded ({result.created} products)")
-        finally:
-            await engine.dispose()
 
     asyncio.run(run())
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
@@ -26,6 +27,18 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def standalone_sessionmaker(
+    database_url: str, pool_size: int = 2
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions for a command-line command (no app around it): the engine is closed after."""
+    engine = create_engine(database_url, pool_size=pool_size)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 AfterCommit = Callable[[], Awaitable[None]]

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from shared_runtime.cli import run_service_cli
-from shared_runtime.db import create_engine, create_sessionmaker
+from shared_runtime.db import standalone_sessionmaker
 from user_service.app import Settings, create_app
 from user_service.domain import make_admin
 from user_service.schemas import RegisterRequest
@@ -23,15 +23,12 @@ def create_admin(argv: list[str]) -> int:
     body = RegisterRequest(email=args.email, password=args.password, full_name=args.full_name)
 
     async def run() -> None:
-        engine = create_engine(Settings().database_url, pool_size=1)
-        try:
-            async with create_sessionmaker(engine)() as session, session.begin():
+        async with standalone_sessionmaker(Settings().database_url) as sessionmaker:
+            async with sessionmaker() as session, session.begin():
                 user = await make_admin(
                     session, email=body.email, password=body.password, full_name=body.full_name
                 )
-                print(f"admin {user.email} ({user.id})")
-        finally:
-            await engine.dispose()
+            print(f"admin {user.email} ({user.id})")
 
     asyncio.run(run())
     return 0

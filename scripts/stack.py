@@ -49,7 +49,8 @@ SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
 
 
-def _alive(pid_file: Path) -> int | None:
+def running_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is alive, else None."""
     try:
         pid = int(pid_file.read_text())
         os.kill(pid, 0)
@@ -119,7 +120,7 @@ def start(args: argparse.Namespace) -> None:
         for command in SETUP.get(service, []):
             subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
         pid_file = run / f"{service}.pid"
-        if _alive(pid_file):
+        if running_pid(pid_file):
             continue
         _ensure_free(SERVICES[service][1] + args.port_offset, service)
         log = run / "logs" / f"{service}.log"
@@ -150,7 +151,7 @@ def start(args: argparse.Namespace) -> None:
         auth_rate=os.environ.get("GATEWAY_AUTH_RATE", "10r/s"),
     )
     nginx_pid = run / "nginx" / "nginx.pid"
-    if _alive(nginx_pid):
+    if running_pid(nginx_pid):
         subprocess.run(
             ["nginx", "-p", str(run / "nginx"), "-c", str(conf), "-s", "reload"], check=True
         )
@@ -165,20 +166,20 @@ def start(args: argparse.Namespace) -> None:
 def stop(args: argparse.Namespace) -> None:
     run = ROOT / ".run" / args.name
     nginx_pid = run / "nginx" / "nginx.pid"
-    pid = _alive(nginx_pid)
+    pid = running_pid(nginx_pid)
     if pid:
         os.kill(pid, signal.SIGQUIT)
     pids = {}
     for service in SERVICES:
-        pid = _alive(run / f"{service}.pid")
+        pid = running_pid(run / f"{service}.pid")
         if pid:
             os.kill(pid, signal.SIGTERM)
             pids[service] = pid
     deadline = time.monotonic() + 15
     for service, pid in pids.items():
-        while time.monotonic() < deadline and _alive(run / f"{service}.pid"):
+        while time.monotonic() < deadline and running_pid(run / f"{service}.pid"):
             time.sleep(0.1)
-        if _alive(run / f"{service}.pid"):
+        if running_pid(run / f"{service}.pid"):
             os.kill(pid, signal.SIGKILL)
         (run / f"{service}.pid").unlink(missing_ok=True)
     print(f"[{args.name}] stopped: {', '.join(pids) or 'nothing was running'}")
@@ -187,7 +188,7 @@ def stop(args: argparse.Namespace) -> None:
 def status(args: argparse.Namespace) -> None:
     run = ROOT / ".run" / args.name
     for service, (_, port, _) in SERVICES.items():
-        pid = _alive(run / f"{service}.pid")
+        pid = running_pid(run / f"{service}.pid")
         ready = _get(f"http://127.0.0.1:{port + args.port_offset}/ready")
         state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"
         print(f"{service:22} :{port + args.port_offset}  {state}")

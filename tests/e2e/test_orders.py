@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.stack import running_pid
 from tests.e2e.conftest import STACK, STACK_ARGS, STACK_ENV
 from tests.e2e.test_accounts import login, new_email
 from tests.support import ROOT, bearer, error_of, eventually
@@ -269,7 +270,7 @@ async def test_orders_wait_for_a_stopped_payment_service(gateway, admin_token):
     pid_file = ROOT / ".run" / "test" / "payment_service.pid"
     os.kill(int(pid_file.read_text()), signal.SIGTERM)
     await eventually(
-        lambda: asyncio.to_thread(_alive, pid_file), until=lambda alive: not alive, timeout=20
+        lambda: asyncio.to_thread(running_pid, pid_file), until=lambda pid: pid is None, timeout=20
     )
     try:
         users = [bearer() for _ in range(5)]
@@ -289,14 +290,6 @@ async def test_orders_wait_for_a_stopped_payment_service(gateway, admin_token):
     assert [o["status"] for o in finals] == ["CONFIRMED"] * 5
     for user, order_id in placed:
         assert [p["status"] for p in await payment(gateway, user, order_id)] == ["authorised"]
-
-
-def _alive(pid_file: Any) -> bool:
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,8 @@
 """The one HTTP client for calls between services: timeout, retry, circuit breaker, request id.
 
+It is aiohttp's: under load, httpx's connection pool spent about 2.6 ms of CPU per call on
+this project's machine (it polls every idle pooled socket on each request), aiohttp 0.1 ms.
+
 - every call has a timeout;
 - idempotent calls (GET) are retried with exponential backoff and jitter (tenacity) on
   connection errors, timeouts and 5xx;
@@ -14,9 +17,12 @@ A 4xx answer is the peer speaking, not failing: it is returned, and does not tri
 
 from __future__ import annotations
 
+import json as jsonlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 from prometheus_client import Counter, Gauge
 from purgatory import AsyncCircuitBreakerFactory
@@ -53,10 +59,28 @@ class PeerUnavailable(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class PeerResponse:
+    """A peer's whole answer, read before the connection goes back to the pool."""
+
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+
 class _ServerError(Exception):
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: PeerResponse) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
+
+
+# Connection refused or reset, a timeout, a malformed answer: worth another attempt.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+# Below uvicorn's keep-alive (5 s), so a pooled connection is never one the peer is closing.
+_KEEPALIVE_S = 3.0
 
 
 class PeerClient:
@@ -73,17 +97,26 @@ class PeerClient:
         self.service = service
         self.discovery = discovery
         self.attempts = attempts
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
-        )
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
         self.breakers = AsyncCircuitBreakerFactory(
             default_threshold=breaker_threshold, default_ttl=breaker_reset_s
         )
         self.breakers.add_listener(self._on_breaker_event)
 
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made in the running event loop, on first use
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout,
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=_KEEPALIVE_S),
+                raise_for_status=False,
+            )
+        return self._session
+
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def resolve(self, peer: str) -> str:
         try:
@@ -101,9 +134,7 @@ class PeerClient:
         breaker = await self.breakers.get_breaker(peer)
         return str(breaker.context.state)
 
-    async def get(
-        self, peer: str, path: str, params: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    async def get(self, peer: str, path: str, params: dict[str, Any] | None = None) -> PeerResponse:
         return await self.request("GET", peer, path, params=params, idempotent=True)
 
     async def request(
@@ -116,19 +147,22 @@ class PeerClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,
-    ) -> httpx.Response:
+    ) -> PeerResponse:
         sent_headers = dict(headers or {})
         request_id = current_request_id()
         if request_id:
             sent_headers.setdefault("X-Request-ID", request_id)
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> PeerResponse:
             url = await self.resolve(peer) + path  # each retry may pick another instance
             breaker = await self.breakers.get_breaker(peer)
-            async with breaker:
-                response = await self.client.request(
+            async with (
+                breaker,
+                self._client().request(
                     method, url, params=params, json=json, headers=sent_headers
-                )
+                ) as answer,
+            ):
+                response = PeerResponse(answer.status, await answer.read(), answer.headers)
                 if response.status_code >= 500:
                     raise _ServerError(response)
                 return response
@@ -136,7 +170,7 @@ class PeerClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts if idempotent else 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=0.5, jitter=0.05),
-            retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
+            retry=retry_if_exception_type((*_TRANSPORT_ERRORS, _ServerError)),
             reraise=True,
         )
         try:
@@ -146,8 +180,10 @@ class PeerClient:
         except OpenedState as exc:
             PEER_CALLS.labels(self.service, peer, "breaker_open").inc()
             raise PeerUnavailable(peer, "circuit breaker open") from exc
-        except (httpx.TransportError, _ServerError) as exc:
+        except (*_TRANSPORT_ERRORS, _ServerError) as exc:
             PEER_CALLS.labels(self.service, peer, "failed").inc()
-            raise PeerUnavailable(peer, str(exc) or type(exc).__name__) from exc
+            reason = str(exc) or type(exc).__name__
+            log.warning("peer_call_failed", peer=peer, method=method, path=path, error=reason)
+            raise PeerUnavailable(peer, reason) from exc
         PEER_CALLS.labels(self.service, peer, "ok").inc()
         return response

@@ -101,9 +101,16 @@ class Carts:
             uuid.UUID(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()
         }
 
-    async def get(self, user_id: uuid.UUID) -> Cart:
+    async def get(self, user_id: uuid.UUID, seen: ProductInfo | None = None) -> Cart:
+        """The cart priced now; ``seen`` is product data this request already fetched."""
         quantities = await self._quantities(user_id)
-        products = await asyncio.gather(*(self.product(pid) for pid in quantities))
+
+        async def lookup(product_id: uuid.UUID) -> ProductInfo | None:
+            if seen is not None and seen.product_id == product_id:
+                return seen
+            return await self.product(product_id)
+
+        products = await asyncio.gather(*(lookup(pid) for pid in quantities))
         lines = []
         for (product_id, quantity), info in zip(quantities.items(), products, strict=True):
             if info is None:  # gone from the catalog: drop the line
@@ -132,7 +139,7 @@ class Carts:
             stale=any(line.stale for line in lines),
         )
 
-    async def _check(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> None:
+    async def _check(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> ProductInfo:
         info = await self.product(product_id)
         if info is None:
             raise ApiError(404, "product_not_found", "No product with this id.")
@@ -162,6 +169,7 @@ class Carts:
                 f"The cart is in {other.currency}; {info.name} is priced in {info.currency}.",
                 {"cartCurrency": other.currency, "productCurrency": info.currency},
             )
+        return info
 
     async def _write(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> None:
         key = cart_key(user_id)
@@ -170,15 +178,18 @@ class Carts:
             pipe.expire(key, self.ttl_s)
             await pipe.execute()
 
-    async def add(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> None:
+    async def add(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> ProductInfo:
+        """Add to the line; returns the product data it was checked against."""
         current = await self.redis.hget(cart_key(user_id), str(product_id))
         total = quantity + (int(current) if current else 0)
-        await self._check(user_id, product_id, total)
+        info = await self._check(user_id, product_id, total)
         await self._write(user_id, product_id, total)
+        return info
 
-    async def set(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> None:
-        await self._check(user_id, product_id, quantity)
+    async def set(self, user_id: uuid.UUID, product_id: uuid.UUID, quantity: int) -> ProductInfo:
+        info = await self._check(user_id, product_id, quantity)
         await self._write(user_id, product_id, quantity)
+        return info
 
     async def remove(self, user_id: uuid.UUID, product_id: uuid.UUID) -> None:
         if not await self.redis.hdel(cart_key(user_id), str(product_id)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -62,7 +61,11 @@ def _unavailable(peer: str) -> ApiError:
 
 
 async def _priced_lines(peers: PeerClient, authorization: str) -> tuple[list[dict[str, Any]], str]:
-    """The caller's cart, priced by product_service now: never by the client, never stale."""
+    """The caller's cart, priced by product_service now: never by the client, never stale.
+
+    cart_service prices every line from product_service while it answers; a line it could
+    only price from its last known data is marked stale, and such a cart is not ordered.
+    """
     try:
         cart = await peers.request(
             "GET",
@@ -75,34 +78,27 @@ async def _priced_lines(peers: PeerClient, authorization: str) -> tuple[list[dic
         raise _unavailable("cart_service") from exc
     if cart.status_code != 200:
         raise _unavailable("cart_service")
-    quantities = [(i["productId"], int(i["quantity"])) for i in cart.json()["items"]]
-    if not quantities:
+    items = cart.json()["items"]
+    if not items:
         raise ApiError(409, "cart_empty", "The cart is empty.")
-    try:
-        answers = await asyncio.gather(
-            *(peers.get("product_service", f"/products/{pid}") for pid, _ in quantities)
-        )
-    except PeerUnavailable as exc:
-        raise _unavailable("product_service") from exc
+    if any(item["stale"] for item in items):
+        raise _unavailable("product_service")
     lines = []
-    for (product_id, quantity), answer in zip(quantities, answers, strict=True):
-        if answer.status_code == 404:
-            raise ApiError(409, "product_not_found", "A product in the cart no longer exists.")
-        product = answer.json()
-        if not product["active"]:
+    for item in items:
+        if not item["active"]:
             raise ApiError(
                 409,
                 "product_inactive",
-                f"{product['name']} is no longer sold; remove it from the cart.",
-                {"productId": product_id},
+                f"{item['name']} is no longer sold; remove it from the cart.",
+                {"productId": item["productId"]},
             )
         lines.append(
             {
-                "product_id": uuid.UUID(product_id),
-                "name": product["name"],
-                "quantity": quantity,
-                "unit_price": Decimal(product["price"]),
-                "currency": product["currency"],
+                "product_id": uuid.UUID(item["productId"]),
+                "name": item["name"],
+                "quantity": int(item["quantity"]),
+                "unit_price": Decimal(item["unitPrice"]),
+                "currency": item["currency"],
             }
         )
     currencies = {line["currency"] for line in lines}
@@ -115,7 +111,7 @@ async def _existing(session: AsyncSession, user: Claims, key: str) -> Order | No
     return await session.scalar(
         sa.select(Order)
         .where(Order.user_id == user.user_id, Order.idempotency_key == key)
-        .options(selectinload(Order.timeline))
+        .options(selectinload(Order.lines), selectinload(Order.timeline))
     )
 
 
@@ -124,7 +120,7 @@ async def _reloaded(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
     order = await session.scalar(
         sa.select(Order)
         .where(Order.id == order_id)
-        .options(selectinload(Order.timeline))
+        .options(selectinload(Order.lines), selectinload(Order.timeline))
         .execution_options(populate_existing=True)
     )
     assert order is not None
@@ -210,7 +206,9 @@ async def place_order(
 
 
 async def _visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
-    order = await session.get(Order, order_id, options=[selectinload(Order.timeline)])
+    order = await session.get(
+        Order, order_id, options=[selectinload(Order.lines), selectinload(Order.timeline)]
+    )
     if order is None or (order.user_id != user.user_id and not user.is_admin):
         raise ApiError(404, "order_not_found", "No order with this id.")
     return order
@@ -232,7 +230,7 @@ async def list_orders(
     orders = await session.scalars(
         sa.select(Order)
         .where(*conditions)
-        .options(selectinload(Order.timeline))
+        .options(selectinload(Order.lines), selectinload(Order.timeline))
         .order_by(Order.created_at.desc(), Order.id)
         .offset((page - 1) * page_size)
         .limit(page_size)

@@ -19,7 +19,6 @@ class Settings(ServiceSettings):
     port: int = 5004
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/orders"
     cart_service_url: str = "http://127.0.0.1:5003"
-    product_service_url: str = "http://127.0.0.1:5002"
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
 
@@ -41,10 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="order_service",
         routers=[router],
         handlers=build_handlers,
-        peers={
-            "cart_service": settings.cart_service_url,
-            "product_service": settings.product_service_url,
-        },
+        peers={"cart_service": settings.cart_service_url},
         on_startup=_on_startup,
         on_shutdown=_on_shutdown,
     )

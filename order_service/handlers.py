@@ -50,7 +50,7 @@ async def on_stock_reserved(session: AsyncSession, event: StockReserved, _: Even
 async def on_stock_reservation_failed(
     session: AsyncSession, event: StockReservationFailed, _: EventContext
 ) -> None:
-    order = await lock_order(session, event.order_id)
+    order = await lock_order(session, event.order_id, with_lines=True)
     names = {line.product_id: line.name for line in order.lines} if order else {}
     short = [
         (names.get(item.product_id, str(item.product_id)), item.quantity, item.available)

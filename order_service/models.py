@@ -53,11 +53,11 @@ class Order(Base):
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
     )
 
+    # Both loaded only when asked for (selectinload): applying an event locks the order and
+    # appends one timeline row; it rarely needs the lines and never the whole history.
     lines: Mapped[list[OrderLine]] = relationship(
-        order_by="OrderLine.position", lazy="selectin", cascade="all, delete-orphan"
+        order_by="OrderLine.position", lazy="raise", cascade="all, delete-orphan"
     )
-    # Loaded only when asked for (selectinload): applying an event appends one row and never
-    # needs the whole history.
     timeline: Mapped[list[TimelineEntry]] = relationship(
         order_by="TimelineEntry.id", lazy="raise", cascade="all, delete-orphan"
     )

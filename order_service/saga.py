@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from order_service.domain import Cancel, Confirm, Input, Ship, decide
 from order_service.models import Order, TimelineEntry
@@ -49,14 +50,21 @@ def record(
     session.add(TimelineEntry(order_id=order.id, event=event, direction=direction, details=details))
 
 
-async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    """The order, locked until the transaction ends: its inputs are applied one at a time."""
-    result = await session.execute(
+async def lock_order(
+    session: AsyncSession, order_id: uuid.UUID, with_lines: bool = False
+) -> Order | None:
+    """The order, locked until the transaction ends: its inputs are applied one at a time.
+
+    Its lines are loaded only when asked for: most inputs never read them."""
+    query = (
         sa.select(Order)
         .where(Order.id == order_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    if with_lines:
+        query = query.options(selectinload(Order.lines))
+    result = await session.execute(query)
     return result.scalar_one_or_none()
 
 

@@ -39,10 +39,7 @@ SERVICES: dict[str, tuple[str, int, str | None]] = {
 # service -> {setting: peer service}, the static addresses of the peers it calls
 PEERS: dict[str, dict[str, str]] = {
     "cart_service": {"PRODUCT_SERVICE_URL": "product_service"},
-    "order_service": {
-        "CART_SERVICE_URL": "cart_service",
-        "PRODUCT_SERVICE_URL": "product_service",
-    },
+    "order_service": {"CART_SERVICE_URL": "cart_service"},
 }
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}

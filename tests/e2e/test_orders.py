@@ -342,3 +342,46 @@ async def test_orders_are_private_and_shipping_is_for_admins(gateway, admin_toke
     everyone = (await gateway.get("/orders", headers=admin, params={"pageSize": 100})).json()
     assert everyone["total"] >= 1
     assert Decimal(placed["totalAmount"]) == Decimal(kettle["price"])
+
+
+async def test_an_order_takes_the_price_of_the_moment_and_refuses_what_is_no_longer_sold(
+    gateway, admin_token
+):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    user = await shopper(gateway)
+    kettle = await new_product(gateway, admin, stock=5, price="12.50")
+    added = await gateway.post(
+        "/cart/items", json={"productId": kettle["id"], "quantity": 2}, headers=user
+    )
+    assert added.status_code == 201
+    assert added.json()["total"] == "25.00"
+    repriced = await gateway.patch(
+        f"/products/{kettle['id']}", json={"price": "14.00"}, headers=admin
+    )
+    assert repriced.status_code == 200, repriced.text
+    placed = await gateway.post(
+        "/orders",
+        json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
+        headers=user | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["items"][0]["unitPrice"] == "14.00"
+    assert Decimal(placed.json()["totalAmount"]) == Decimal("28.00")
+    assert (await settled(gateway, user, placed.json()["id"]))["status"] == "CONFIRMED"
+
+    other = await shopper(gateway)
+    lamp = await new_product(gateway, admin, stock=5)
+    added = await gateway.post(
+        "/cart/items", json={"productId": lamp["id"], "quantity": 1}, headers=other
+    )
+    assert added.status_code == 201
+    assert (await gateway.delete(f"/products/{lamp['id']}", headers=admin)).status_code == 204
+    refused = await gateway.post(
+        "/orders",
+        json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
+        headers=other | {"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert refused.status_code == 409, refused.text
+    assert error_of(refused)["code"] == "product_inactive"
+    assert error_of(refused)["details"] == {"productId": lamp["id"]}
+    assert (await gateway.get("/orders", headers=other)).json()["total"] == 0

@@ -56,10 +56,7 @@ AUTOSCALED = {"product-service", "order-service", "payment-service"}
 SHARED_ENV = {"AMQP_URL", "REDIS_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
 PEER_ENV = {
     "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000"},
-    "order-service": {
-        "ORDER_CART_SERVICE_URL": "http://cart-service:8000",
-        "ORDER_PRODUCT_SERVICE_URL": "http://product-service:8000",
-    },
+    "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8000"},
 }
 PROVIDER_SECRETS = {
     "payment-service": {"STRIPE_API_KEY"},

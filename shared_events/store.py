@@ -63,7 +63,8 @@ async def add_event(session: AsyncSession, event: Event, *, correlation_id: Any 
     """Write ``event`` to the outbox in the caller's transaction; it is published after commit."""
     request_headers = trace_headers()
     await session.execute(
-        outbox.insert().values(
+        outbox.insert()
+        .values(
             id=event.id,
             event_type=event.event_type(),
             routing_key=event.routing_key,
@@ -71,8 +72,10 @@ async def add_event(session: AsyncSession, event: Event, *, correlation_id: Any 
             headers=request_headers,
             correlation_id=str(correlation_id or request_headers["x-request-id"]),
         )
+        # The wake-up for the relay, in the same round trip (delivered on commit, and
+        # PostgreSQL folds a transaction's identical notifications into one).
+        .returning(sa.func.pg_notify(OUTBOX_CHANNEL, ""))
     )
-    await session.execute(sa.select(sa.func.pg_notify(OUTBOX_CHANNEL, "")))
 
 
 def create_tables(op: Any) -> None:

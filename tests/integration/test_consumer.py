@@ -6,7 +6,9 @@ import asyncio
 import time
 import uuid
 
+import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from shared_events.bus import EventBus
 from shared_events.consumer import EventConsumer
@@ -15,7 +17,7 @@ from shared_events.parking import list_parked, replay_parked
 from shared_events.relay import OutboxRelay
 from shared_events.store import add_event
 from tests.integration.conftest import effects
-from tests.support import AMQP_URL, AMQP_VHOST, eventually, rabbitmqctl
+from tests.support import AMQP_URL, AMQP_VHOST, PG, eventually, rabbitmqctl
 
 
 def registered() -> UserRegistered:
@@ -176,19 +178,39 @@ async def test_malformed_message_is_parked_at_once(bus, sessionmaker, names):
         await consumer.stop()
 
 
-async def test_closing_broker_connections_under_load_loses_nothing(
-    bus, sessionmaker, names, events_database_url
-):
-    service = names["service"]
+def pipeline(bus, sessionmaker, service, database_url) -> tuple[EventConsumer, OutboxRelay]:
+    """A service's consumer and outbox relay on one database, as a service runs them."""
     consumer = consumer_for(bus, sessionmaker, service, record, max_attempts=5)
     relay = OutboxRelay(
         service=service,
         bus=bus,
         sessionmaker=sessionmaker,
-        database_url=events_database_url,
+        database_url=database_url,
         batch_size=50,
         poll_interval_s=0.2,
     )
+    return consumer, relay
+
+
+async def each_consumed_once(sessionmaker, service: str, events: list[UserRegistered]) -> None:
+    await eventually(
+        lambda: effect_rows(sessionmaker),
+        until=lambda rows: len(rows) >= len(events),
+        timeout=60,
+        interval=0.2,
+        what="every event consumed",
+    )
+    await eventually(lambda: _queue_depth(service), until=lambda n: n == 0, timeout=20)
+    rows = await effect_rows(sessionmaker)
+    assert len(rows) == len(events)  # no duplicate effect
+    assert {r.event_id for r in rows} == {e.id for e in events}  # none lost
+
+
+async def test_closing_broker_connections_under_load_loses_nothing(
+    bus, sessionmaker, names, events_database_url
+):
+    service = names["service"]
+    consumer, relay = pipeline(bus, sessionmaker, service, events_database_url)
     reconnects = []
     bus.connection.reconnect_callbacks.add(lambda *_: reconnects.append(1))
     await consumer.start()
@@ -212,18 +234,53 @@ async def test_closing_broker_connections_under_load_loses_nothing(
                     what="the reconnection",
                 )
 
-        rows = await eventually(
-            lambda: effect_rows(sessionmaker),
-            until=lambda rows: len(rows) >= len(events),
-            timeout=60,
-            interval=0.2,
-            what="every event consumed",
-        )
-        await eventually(lambda: _queue_depth(service), until=lambda n: n == 0, timeout=20)
-        rows = await effect_rows(sessionmaker)
-        assert len(rows) == len(events)  # no duplicate effect
-        assert {r.event_id for r in rows} == {e.id for e in events}  # none lost
+        await each_consumed_once(sessionmaker, service, events)
         assert len(reconnects) >= 2  # the faults really happened, and were recovered from
+    finally:
+        await relay.stop()
+        await consumer.stop()
+
+
+async def _drop_database_connections(database_url: str) -> int:
+    """What a PostgreSQL restart does to the pools: every connection to the database dies."""
+    admin = await asyncpg.connect(f"{PG.replace('+asyncpg', '')}/postgres")
+    try:
+        return len(
+            await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database_url.rsplit("/", 1)[1],
+            )
+        )
+    finally:
+        await admin.close()
+
+
+async def test_dropped_database_connections_under_load_lose_nothing(
+    bus, sessionmaker, names, events_database_url
+):
+    service = names["service"]
+    consumer, relay = pipeline(bus, sessionmaker, service, events_database_url)
+    await consumer.start()
+    relay.start()
+    events = [registered() for _ in range(400)]
+    dropped = []
+    try:
+        for batch_start in range(0, len(events), 50):
+            for attempt in (1, 2):  # a write on a connection that just died fails once
+                try:
+                    async with sessionmaker() as session, session.begin():
+                        for event in events[batch_start : batch_start + 50]:
+                            await add_event(session, event)
+                    break
+                except DBAPIError:
+                    if attempt == 2:
+                        raise
+            if batch_start in (100, 250):
+                dropped.append(await _drop_database_connections(events_database_url))
+
+        await each_consumed_once(sessionmaker, service, events)
+        assert all(n >= 2 for n in dropped)  # the pool's and the relay's listener, at least
     finally:
         await relay.stop()
         await consumer.stop()

@@ -113,7 +113,12 @@ def render_conf(
         lines = "".join(
             f"        server {s}{resolve} max_fails=3 fail_timeout=5s;\n" for s in servers
         )
-        blocks.append(f"    upstream {name} {{\n{zone}{lines}        keepalive 32;\n    }}\n")
+        # Idle upstream connections are closed before uvicorn's own 5 s keep-alive ends, or
+        # nginx may send a POST down a connection the service is closing (a 502, not retried).
+        blocks.append(
+            f"    upstream {name} {{\n{zone}{lines}"
+            "        keepalive 32;\n        keepalive_timeout 4s;\n    }\n"
+        )
     origins = "".join(f'        "{o}" $http_origin;\n' for o in (cors_origins or DEFAULT_CORS))
     return MAIN.format(
         pid=paths["pid"],

@@ -9,6 +9,7 @@ it is parked with the error in its headers. The consumer never stops for one bad
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,7 @@ class EventConsumer:
         sessionmaker: async_sessionmaker[AsyncSession] | None,
         handlers: dict[type[Event], Handler],
         prefetch: int = 100,
+        concurrency: int = 8,
         max_attempts: int = 5,
         base_delay_ms: int = 1000,
     ) -> None:
@@ -77,6 +79,10 @@ class EventConsumer:
             cls.event_type(): (cls, handler) for cls, handler in handlers.items()
         }
         self.prefetch = prefetch
+        # At most this many handlers at once, each holding a database connection: the rest of
+        # the prefetched messages wait here, not in the connection pool, where they would
+        # starve the HTTP requests (seconds-long product reads under order load).
+        self._slots = asyncio.Semaphore(concurrency)
         self.max_attempts = max_attempts
         self.base_delay_ms = base_delay_ms
         self.delays_ms = retry_delays_ms(max_attempts, base_delay_ms)
@@ -116,7 +122,8 @@ class EventConsumer:
             event_id=message.message_id,
         )
         try:
-            await self._process(message, event_type, attempt, request_id)
+            async with self._slots:
+                await self._process(message, event_type, attempt, request_id)
         except Exception as exc:
             # The channel went away under us (broker restart, closed connection): the
             # message was not acked, so the broker redelivers it and the inbox keeps

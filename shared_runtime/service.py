@@ -8,6 +8,7 @@ lifespan makes the engine, Redis, the bus, the outbox relay and the consumer, ke
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -120,6 +121,7 @@ def create_service_app(
                     sessionmaker=app.state.sessionmaker,
                     handlers=handlers(app),
                     prefetch=settings.consumer_prefetch,
+                    concurrency=settings.consumer_concurrency,
                     max_attempts=settings.max_delivery_attempts,
                     base_delay_ms=settings.retry_base_delay_ms,
                 )
@@ -133,6 +135,12 @@ def create_service_app(
                 settings.port,
             )
             stack.push_async_callback(discovery.deregister)
+            # What exists now (modules, the app, clients) lives as long as the process: moved
+            # out of the collector's sight, so a full collection walks only what requests made.
+            # Before, each one walked every imported module's objects: a 127 ms pause every
+            # 0.4 s in product_service under catalog load, its p99.
+            gc.collect()
+            gc.freeze()
             log.info("service_started", port=settings.port)
             yield
             log.info("service_stopping")
@@ -164,4 +172,6 @@ def serve(app: Any, settings: ServiceSettings) -> None:
         access_log=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        # nginx and the peer client drop idle connections sooner (4 s, 3 s): no reuse races.
+        timeout_keep_alive=5,
     )

@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
 
@@ -104,11 +105,18 @@ def catalog(duration: int, connections: int) -> dict[str, Any]:
     return stats
 
 
-async def saga(orders: int, concurrency: int) -> dict[str, Any]:
+async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict[str, Any]:
+    """``concurrency`` customers at a time, as fast as they can (the most the system does), or,
+    with ``rate``, a new customer every 1/rate s whatever the system does (open loop: the
+    latency at that sustained rate, queueing included, without the closed loop hiding it)."""
     token = admin_token(GATEWAY)
     admin = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency * 2)
-    async with httpx.AsyncClient(base_url=f"{GATEWAY}/api/v1", timeout=30, limits=limits) as api:
+    # aiohttp: the load generator shares the two cores, and httpx costs far more CPU per call.
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(
+        f"{GATEWAY}/api/v1/", connector=connector, timeout=timeout, raise_for_status=True
+    ) as api:
         products = []
         for n in range(10):
             body = {
@@ -119,25 +127,22 @@ async def saga(orders: int, concurrency: int) -> dict[str, Any]:
                 "currency": "EUR",
                 "quantity": orders,  # enough for every order
             }
-            response = await api.post("/products", json=body, headers=admin)
-            response.raise_for_status()
-            products.append(response.json()["id"])
+            async with api.post("products", json=body, headers=admin) as response:
+                products.append((await response.json())["id"])
 
         async def customer(n: int) -> str:
             user = uuid.uuid4()
             claims = Claims(sub=user, email=f"bench-{user.hex[:8]}@example.com", full_name="B")
             auth = {"Authorization": f"Bearer {create_access_token(claims, SECRET, 3600)}"}
-            added = await api.post(
-                "/cart/items", json={"productId": products[n % 10], "quantity": 1}, headers=auth
-            )
-            added.raise_for_status()
-            placed = await api.post(
-                "/orders",
+            line = {"productId": products[n % 10], "quantity": 1}
+            async with api.post("cart/items", json=line, headers=auth) as added:
+                await added.read()
+            async with api.post(
+                "orders",
                 json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
                 headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
-            )
-            placed.raise_for_status()
-            return str(placed.json()["id"])
+            ) as placed:
+                return str((await placed.json())["id"])
 
         semaphore = asyncio.Semaphore(concurrency)
 
@@ -145,8 +150,20 @@ async def saga(orders: int, concurrency: int) -> dict[str, Any]:
             async with semaphore:
                 return await customer(n)
 
+        async def paced() -> list[str]:
+            tasks = []
+            start = time.monotonic()
+            for n in range(orders):
+                assert rate is not None
+                await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+                tasks.append(asyncio.create_task(customer(n)))
+            return list(await asyncio.gather(*tasks))
+
         started = time.time()
-        ids = await asyncio.gather(*(limited(n) for n in range(orders)))
+        if rate:
+            ids = await paced()
+        else:
+            ids = await asyncio.gather(*(limited(n) for n in range(orders)))
         posted_s = time.time() - started
 
     conn = await asyncpg.connect(f"{PG}/orders")
@@ -180,6 +197,7 @@ async def saga(orders: int, concurrency: int) -> dict[str, Any]:
     return {
         "orders": orders,
         "concurrency": concurrency,
+        "offered_per_s": rate,
         "confirmed": len(confirmed),
         "posted_s": posted_s,
         "orders_per_s": len(confirmed) / (last - first).total_seconds(),
@@ -221,7 +239,24 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="with --only saga: new customers per second"
+    )
+    parser.add_argument(
+        "--only", choices=["catalog", "saga"], help="run one part, print it, write nothing"
+    )
     args = parser.parse_args()
+    if args.only:
+        set_gateway_rate("1000000r/s")
+        try:
+            if args.only == "catalog":
+                result = catalog(args.duration, args.connections)
+            else:
+                result = asyncio.run(saga(args.orders, args.concurrency, args.rate))
+        finally:
+            set_gateway_rate(os.environ.get("GATEWAY_API_RATE", "100r/s"))
+        print(json.dumps(result, indent=2, default=str))
+        return 0
 
     set_gateway_rate("1000000r/s")
     try:

@@ -111,14 +111,14 @@ def start(args: argparse.Namespace) -> None:
     (run / "logs").mkdir(parents=True, exist_ok=True)
     started = []
     for service in SERVICES:
+        pid_file = run / f"{service}.pid"
+        if running_pid(pid_file):  # already up: migrated and set up when it was started
+            continue
         env = service_env(args, service)
         if SERVICES[service][2]:
             subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
         for command in SETUP.get(service, []):
             subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
-        pid_file = run / f"{service}.pid"
-        if running_pid(pid_file):
-            continue
         _ensure_free(SERVICES[service][1] + args.port_offset, service)
         log = run / "logs" / f"{service}.log"
         with log.open("ab") as out:

@@ -188,9 +188,13 @@ def service_port(service: str) -> int:
 
 
 def vhost_connections() -> set[str]:
-    """The names (client address and port) of the AMQP connections in our vhost."""
-    out = rabbitmqctl("list_connections", "-p", VHOST, "name")
-    return {line.strip() for line in out.splitlines() if "->" in line}
+    """The names (client address and port) of the AMQP connections in our vhost.
+
+    list_connections lists every vhost's whatever -p says (a running dev stack's too), so the
+    vhost column is asked for and compared."""
+    out = rabbitmqctl("list_connections", "vhost", "name")
+    rows = (line.split("\t", 1) for line in out.splitlines() if "->" in line)
+    return {name.strip() for vhost, name in rows if vhost == VHOST}
 
 
 def pg_version() -> str:

@@ -187,6 +187,9 @@ def service_port(service: str) -> int:
     return SERVICES[service][1] + PORT_OFFSET
 
 
+FOUND_HEADING = "## What it found"
+
+
 def vhost_connections() -> set[str]:
     """The names (client address and port) of the AMQP connections in our vhost.
 
@@ -1271,7 +1274,13 @@ def write_report(results: list[Result], command: str, total_s: float, workers: i
         for signature, finding in FINDINGS.items():
             if r.violations and any(signature in note for note in r.notes):
                 out.append(f"- Why: {finding}")
-    (ROOT / "docs" / "reliability.md").write_text("\n".join(out) + "\n")
+    doc = ROOT / "docs" / "reliability.md"
+    # What the runs found is written by hand, under its own heading: kept from run to run.
+    found = doc.read_text().partition(FOUND_HEADING)[2] if doc.exists() else ""
+    text = "\n".join(out) + "\n"
+    if found:
+        text += "\n" + FOUND_HEADING + found
+    doc.write_text(text)
 
 
 # --- main -----------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.stack import SERVICES  # noqa: E402
+from scripts.stack import SERVICES, alive  # noqa: E402
 from scripts.verify import verify  # noqa: E402
 from shared_events.events import (  # noqa: E402
     Event,
@@ -217,15 +217,6 @@ def start_redis() -> None:
     Path("/var/lib/redis").mkdir(parents=True, exist_ok=True)
     Path("/var/log/redis").mkdir(parents=True, exist_ok=True)
     sh(*REDIS_START)
-
-
-def process_gone(pid: int) -> bool:
-    """True once the process is dead and reaped (os.kill(pid, 0) fails, as stack.py checks)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return True
-    return False
 
 
 # --- polling --------------------------------------------------------------------------------
@@ -635,18 +626,17 @@ async def kill(chaos: Chaos, load: Load, service: str) -> Fault:
     started = time.monotonic()
     os.kill(pid, signal.SIGKILL)
 
-    async def reaped() -> bool:
-        return process_gone(pid)
+    async def dead() -> bool:
+        return not alive(pid)  # a zombie counts as dead, as stack.py sees it
 
-    if not await wait_until(reaped, 15, 0.1):
-        # Dead but not reaped yet (a zombie answers kill -0): let stack.py start it anyway.
-        pid_file.unlink(missing_ok=True)
+    if not await wait_until(dead, 15, 0.1):
+        raise RuntimeError(f"{service} (pid {pid}) still alive 15 s after SIGKILL")
     gone = time.monotonic() - started
     await asyncio.to_thread(stack, "start")  # migrations, then the service, then /ready
     down = time.monotonic() - started
     new_pid = int(pid_file.read_text())
     return Fault(
-        f"kill -9 {service} (reaped in {gone:.1f} s), ready again after {down:.1f} s",
+        f"kill -9 {service} (dead in {gone:.1f} s), ready again after {down:.1f} s",
         1,
         [] if new_pid != pid else [f"{service} was not restarted (pid {pid})"],
     )

@@ -46,14 +46,27 @@ SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
 
 
+def alive(pid: int) -> bool:
+    """True while the process runs; a killed one not yet reaped (a zombie) is not alive.
+
+    A service outlives the stack.py that started it, so its parent is init, which may reap
+    it late: os.kill(pid, 0) alone would take a killed service for a running one.
+    """
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def running_pid(pid_file: Path) -> int | None:
     """The pid in ``pid_file`` if that process is alive, else None."""
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if alive(pid) else None
 
 
 def _get(url: str, timeout: float = 1.0) -> int:

@@ -212,6 +212,23 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
     }
 
 
+def settle(deadline_s: float = 300) -> None:
+    """Wait until the services' queues are empty: the e-mails and stock moves of a run trail
+    its confirmations, and the next run should not start on that backlog."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        queues = ["list_queues", "-p", "/", "name", "messages"]
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "--no-table-headers", *queues],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        rows = (line.split("\t") for line in out.splitlines() if "\t" in line)
+        if all(int(n) == 0 for name, n in rows if not name.endswith(".parked")):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"the service queues were not empty after {deadline_s} s")
+
+
 def import_100k() -> float:
     token = admin_token(GATEWAY)
     run = uuid.uuid4().hex[:6]
@@ -269,6 +286,7 @@ def main() -> int:
     try:
         reads = catalog(args.duration, args.connections)
         orders = asyncio.run(saga(args.orders, args.concurrency))
+        settle()
         rate = args.rate or int(orders["orders_per_s"] * 0.85)
         steady = asyncio.run(saga(int(rate * args.duration), args.concurrency, rate))
         import_s = import_100k()

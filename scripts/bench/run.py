@@ -193,6 +193,9 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
     first = min(r["created_at"] for r in rows)
     last = max(r["confirmed_at"] for r in confirmed)
     report = await verify("", settled=False)
+    async with httpx.AsyncClient(base_url=f"{GATEWAY}/api/v1", headers=admin) as api_admin:
+        for product_id in products:  # off the storefront again, now every order has settled
+            (await api_admin.delete(f"/products/{product_id}")).raise_for_status()
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000

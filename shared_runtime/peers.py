@@ -97,26 +97,18 @@ class PeerClient:
         self.service = service
         self.discovery = discovery
         self.attempts = attempts
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        # Made in the running event loop: services build their PeerClient at start-up.
+        self.client = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=_KEEPALIVE_S),
+        )
         self.breakers = AsyncCircuitBreakerFactory(
             default_threshold=breaker_threshold, default_ttl=breaker_reset_s
         )
         self.breakers.add_listener(self._on_breaker_event)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:  # made in the running event loop, on first use
-            self._session = aiohttp.ClientSession(
-                timeout=self.timeout,
-                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=_KEEPALIVE_S),
-                raise_for_status=False,
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.client.close()
 
     async def resolve(self, peer: str) -> str:
         try:
@@ -158,7 +150,7 @@ class PeerClient:
             breaker = await self.breakers.get_breaker(peer)
             async with (
                 breaker,
-                self._client().request(
+                self.client.request(
                     method, url, params=params, json=json, headers=sent_headers
                 ) as answer,
             ):

@@ -21,6 +21,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.stack import admin_token as stack_admin_token  # noqa: E402
+
 BENCH_ADMIN = ("bench-admin@example.com", "bench-admin-password")
 
 
@@ -37,27 +41,7 @@ def csv_rows(rows: int, run: str, active: bool) -> bytes:
 
 
 def admin_token(gateway: str) -> str:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "user_service",
-            "create-admin",
-            "--email",
-            BENCH_ADMIN[0],
-            "--password",
-            BENCH_ADMIN[1],
-        ],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    response = httpx.post(
-        f"{gateway}/api/v1/users/login",
-        json={"email": BENCH_ADMIN[0], "password": BENCH_ADMIN[1]},
-    )
-    response.raise_for_status()
-    return str(response.json()["accessToken"])
+    return stack_admin_token(f"{gateway}/api/v1", *BENCH_ADMIN)
 
 
 def timed_import(gateway: str, token: str, body: bytes) -> tuple[float, dict]:

@@ -12,6 +12,7 @@ run a "test" stack on other ports, databases and a RabbitMQ vhost of their own.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -98,6 +99,20 @@ def _ensure_free(port: int, what: str) -> None:
                 f"port {port} for {what} is taken by another process "
                 "(a stack started from another checkout? stop it there with 'make stop')"
             )
+
+
+def admin_token(api: str, email: str, password: str, env: dict[str, str] | None = None) -> str:
+    """An administrator made with the real CLI (again is fine), logged in through ``api``
+    (the gateway's /api/v1). ``env`` points the CLI at the stack's users database."""
+    command = ["-m", "user_service", "create-admin", "--email", email, "--password", password]
+    subprocess.run([PYTHON, *command], check=True, cwd=ROOT, env=env, capture_output=True)
+    login = urllib.request.Request(
+        f"{api}/users/login",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=10) as response:
+        return str(json.load(response)["accessToken"])
 
 
 def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from scripts.stack import admin_token as make_admin_token
 from tests.support import AMQP_URL, PG, ROOT
 
 GATEWAY_PORT = 18080
@@ -56,16 +57,21 @@ async def drop_databases(names: list[str]) -> None:
         await conn.close()
 
 
+def stack_command(command: str) -> None:
+    """scripts/stack.py start|stop for the test stack (start: whatever is not running)."""
+    env = dict(os.environ, **STACK_ENV)
+    subprocess.run([*STACK, command, *STACK_ARGS], check=True, cwd=ROOT, env=env)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[str]:
-    env = dict(os.environ, **STACK_ENV)
-    subprocess.run([*STACK, "stop", *STACK_ARGS], check=True, cwd=ROOT, env=env)
+    stack_command("stop")
     # Every run starts from empty databases (then migrations and the demo catalog).
     asyncio.run(drop_databases([f"{name}{DB_SUFFIX}" for name in DATABASES]))
     redis.Redis.from_url(STACK_ENV["REDIS_URL"]).flushdb()
-    subprocess.run([*STACK, "start", *STACK_ARGS], check=True, cwd=ROOT, env=env)
+    stack_command("start")
     yield f"http://127.0.0.1:{GATEWAY_PORT}"
-    subprocess.run([*STACK, "stop", *STACK_ARGS], check=True, cwd=ROOT, env=env)
+    stack_command("stop")
 
 
 @pytest.fixture
@@ -77,33 +83,8 @@ async def gateway(stack: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def admin_token(stack: str) -> str:
     """An administrator made with the real CLI, logged in through the gateway."""
-    env = dict(
-        os.environ,
-        USER_DATABASE_URL=f"{PG}/users{DB_SUFFIX}",
-        **STACK_ENV,
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "user_service",
-            "create-admin",
-            "--email",
-            "admin@example.com",
-            "--password",
-            "admin-password",
-        ],
-        check=True,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-    )
-    response = httpx.post(
-        f"{stack}/api/v1/users/login",
-        json={"email": "admin@example.com", "password": "admin-password"},
-    )
-    response.raise_for_status()
-    return str(response.json()["accessToken"])
+    env = dict(os.environ, USER_DATABASE_URL=f"{PG}/users{DB_SUFFIX}", **STACK_ENV)
+    return make_admin_token(f"{stack}/api/v1", "admin@example.com", "admin-password", env)
 
 
 def service_url(port: int) -> str:

@@ -44,7 +44,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import httpx
 import redis
@@ -52,8 +51,9 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.stack import SERVICES, alive  # noqa: E402
+from scripts.stack import SERVICES, admin_token, alive  # noqa: E402
 from scripts.verify import verify  # noqa: E402
+from shared_events.bus import EventBus  # noqa: E402
 from shared_events.events import (  # noqa: E402
     Event,
     OrderCancelled,
@@ -335,16 +335,10 @@ def customer_token() -> dict[str, str]:
 
 def admin_headers() -> dict[str, str]:
     """An administrator made with the real CLI against users_chaos, logged in via the gateway."""
-    email, password = "chaos-admin@example.com", "chaos-admin-password"
     env = stack_env()
     env["USER_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/users{DB_SUFFIX}"
-    command = ["-m", "user_service", "create-admin", "--email", email, "--password", password]
-    subprocess.run([sys.executable, *command], check=True, cwd=ROOT, env=env, capture_output=True)
-    response = httpx.post(
-        f"{API}/users/login", json={"email": email, "password": password}, trust_env=False
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['accessToken']}"}
+    token = admin_token(API, "chaos-admin@example.com", "chaos-admin-password", env)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -565,25 +559,22 @@ async def run_load(
 
 
 async def publish(messages: list[tuple[bytes, str, str, str, str | None]]) -> None:
-    """Publish (body, type, message id, routing key, correlation id) as shared_events.bus
-    does: persistent JSON with confirms, to ecommerce.events in our vhost."""
-    connection = await aio_pika.connect(AMQP_URL, client_properties={"connection_name": "chaos"})
+    """Publish (body, type, message id, routing key, correlation id) through the services'
+    own EventBus: persistent JSON with confirms, to ecommerce.events in our vhost."""
+    bus = EventBus(AMQP_URL, EXCHANGE, "chaos")
+    await bus.connect()
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(EXCHANGE)
         for body, event_type, message_id, routing_key, correlation_id in messages:
-            message = aio_pika.Message(
+            await bus.publish(
                 body=body,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                event_type=event_type,
                 message_id=message_id,
-                type=event_type,
+                routing_key=routing_key,
                 correlation_id=correlation_id,
                 headers={"x-request-id": f"chaos-{uuid.uuid4().hex[:16]}"},
             )
-            await exchange.publish(message, routing_key=routing_key, mandatory=False)
     finally:
-        await connection.close()
+        await bus.close()
 
 
 def as_message(event: Event, order_id: uuid.UUID) -> tuple[bytes, str, str, str, str | None]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 
 import httpx
 
-from tests.e2e.conftest import STACK, STACK_ARGS, STACK_ENV
+from tests.e2e.conftest import stack_command
 from tests.e2e.test_accounts import login, new_email, register
 from tests.support import ROOT, error_of, eventually
 
@@ -34,13 +33,7 @@ async def test_killed_notification_service_loses_no_welcome_email(
     health = await gateway.get(gateway.base_url.join("/health"))  # the gateway itself is fine
     assert health.json() == {"status": "healthy"}
 
-    await asyncio.to_thread(
-        subprocess.run,
-        [*STACK, "start", *STACK_ARGS],
-        check=True,
-        cwd=ROOT,
-        env=dict(os.environ, **STACK_ENV),
-    )
+    await asyncio.to_thread(stack_command, "start")
     response = await eventually(
         lambda: gateway.get("/notifications", headers=auth),
         until=lambda r: r.status_code == 200 and r.json()["total"] == 1,

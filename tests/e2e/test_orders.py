@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from scripts.stack import running_pid
-from tests.e2e.conftest import STACK, STACK_ARGS, STACK_ENV
+from tests.e2e.conftest import stack_command
 from tests.e2e.test_accounts import login, new_email
 from tests.support import ROOT, bearer, error_of, eventually
 
@@ -279,13 +278,7 @@ async def test_orders_wait_for_a_stopped_payment_service(gateway, admin_token):
             state = (await gateway.get(f"/orders/{order_id}", headers=user)).json()
             assert state["status"] == "PENDING"  # no payment outcome without payment_service
     finally:
-        await asyncio.to_thread(
-            subprocess.run,
-            [*STACK, "start", *STACK_ARGS],
-            check=True,
-            cwd=ROOT,
-            env=dict(os.environ, **STACK_ENV),
-        )
+        await asyncio.to_thread(stack_command, "start")
     finals = [await settled(gateway, user, order_id, timeout=20) for user, order_id in placed]
     assert [o["status"] for o in finals] == ["CONFIRMED"] * 5
     for user, order_id in placed:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scripts.stack import SERVICES
 from shared_events import store
 from shared_events.bus import EventBus
 from shared_events.topology import parked_queue_name, retry_delays_ms, retry_queue_name
@@ -109,14 +110,7 @@ def no_test_stack_running() -> None:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            for queue in (
-                "user_service",
-                "product_service",
-                "cart_service",
-                "order_service",
-                "payment_service",
-                "notification_service",
-            ):
+            for queue in SERVICES:
                 await channel.queue_delete(queue)
 
     asyncio.run(delete_service_queues())

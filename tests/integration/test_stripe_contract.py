@@ -277,13 +277,13 @@ async def test_authorising_an_order_again_with_another_card_is_refused(
         )
 
 
-async def test_capture_and_void_use_their_own_idempotency_keys(
-    fake_stripe: FakeStripe, stripe_provider: StripePaymentProvider
-):
-    captured, voided = uuid.uuid4(), uuid.uuid4()
+async def authorised(
+    provider: StripePaymentProvider, *order_ids: uuid.UUID
+) -> dict[uuid.UUID, str]:
+    """Authorise 20 USD with pm_card_visa for each order: its PaymentIntent id."""
     ids = {}
-    for order_id in (captured, voided):
-        result = await stripe_provider.authorise(
+    for order_id in order_ids:
+        result = await provider.authorise(
             order_id=order_id,
             amount=Decimal("20"),
             currency="USD",
@@ -291,6 +291,14 @@ async def test_capture_and_void_use_their_own_idempotency_keys(
         )
         assert result.provider_payment_id is not None
         ids[order_id] = result.provider_payment_id
+    return ids
+
+
+async def test_capture_and_void_use_their_own_idempotency_keys(
+    fake_stripe: FakeStripe, stripe_provider: StripePaymentProvider
+):
+    captured, voided = uuid.uuid4(), uuid.uuid4()
+    ids = await authorised(stripe_provider, captured, voided)
 
     await stripe_provider.capture(order_id=captured, provider_payment_id=ids[captured])
     await stripe_provider.void(order_id=voided, provider_payment_id=ids[voided])
@@ -308,16 +316,7 @@ async def test_capture_and_void_twice_are_done_once(
     fake_stripe: FakeStripe, stripe_provider: StripePaymentProvider
 ):
     captured, voided = uuid.uuid4(), uuid.uuid4()
-    ids = {}
-    for order_id in (captured, voided):
-        result = await stripe_provider.authorise(
-            order_id=order_id,
-            amount=Decimal("20"),
-            currency="USD",
-            payment_method_id="pm_card_visa",
-        )
-        assert result.provider_payment_id is not None
-        ids[order_id] = result.provider_payment_id
+    ids = await authorised(stripe_provider, captured, voided)
 
     # Within 24 hours Stripe replays the first answer to the same key...
     await stripe_provider.capture(order_id=captured, provider_payment_id=ids[captured])

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from scripts.stack import SERVICES
 from shared_runtime.discovery import Discovery, consul_name
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
@@ -41,14 +42,7 @@ INDEX_TEMPLATE = ROOT / "shared_runtime" / "elasticsearch" / "index_template.jso
 NGINX_COMPOSE_CONF = ROOT / "nginx" / "compose.conf"
 NGINX_ROUTES = ROOT / "nginx" / "routes.conf"
 
-PACKAGES = [
-    "user_service",
-    "product_service",
-    "cart_service",
-    "order_service",
-    "payment_service",
-    "notification_service",
-]
+PACKAGES = list(SERVICES)
 INFRASTRUCTURE = {
     "migrate",
     "gateway",

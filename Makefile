@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin bench-import verify backup-db restore-db fuzz bench chaos
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin secrets bench-import verify backup-db restore-db fuzz bench chaos
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -13,6 +13,7 @@ help:
 	@echo "make dlq-list SERVICE=notification_service    parked messages of a service"
 	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
+	@echo "make secrets  random values for every secret docker-compose.yml needs, into .env"
 	@echo "make backup-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
 	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
 	@echo "make chaos    fault scenarios under order load, invariants checked; docs/reliability.md"
@@ -23,6 +24,7 @@ help:
 
 dev:
 	@bash scripts/bootstrap.sh
+	@$(PY) scripts/local_secrets.py
 	@$(STACK) start --name dev --gateway-port 8080
 	@echo
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
@@ -88,6 +90,9 @@ bench:
 
 bench-import:
 	@$(PY) scripts/bench_import.py
+
+secrets:
+	@$(PY) scripts/local_secrets.py --compose
 
 create-admin:
 	@$(PY) -m user_service create-admin --email "$(EMAIL)" --password "$(PASSWORD)"

@@ -109,9 +109,15 @@ def restore(directory: Path, force: bool) -> list[str]:
         database = entry["database"]
         if _has_tables(database) is None:
             _psql("postgres", f'CREATE DATABASE "{database}"')
+        # Restored as the database's owner (the service's own role), so the service can use
+        # what comes back; a database made here is handed to it by the next `migrate`.
+        owner = _psql(
+            "postgres",
+            f"SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{database}'",
+        )
         _run(
             "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-            "-d", f"{PG}/{database}", str(directory / entry["file"]),
+            f"--role={owner}", "-d", f"{PG}/{database}", str(directory / entry["file"]),
         )  # fmt: skip
     return [e["database"] for e in entries]
 

@@ -31,6 +31,7 @@ import os
 import platform
 import random
 import re
+import secrets
 import shlex
 import signal
 import subprocess
@@ -78,7 +79,10 @@ EXCHANGE = "ecommerce.events"
 RUN = ROOT / ".run" / NAME
 DATABASES = ["users", "products", "orders", "payments", "notifications"]
 MAX_ATTEMPTS = 8
+# The chaos stack's own signing key, made for this run.
+SECRET = secrets.token_urlsafe(48)
 STACK_ENV = {
+    "JWT_SECRET": SECRET,
     "GATEWAY_API_RATE": "100000r/s",
     "USER_LOGIN_FAILURES_PER_IP": "100000",
     "REDIS_URL": REDIS_URL,
@@ -105,7 +109,6 @@ REDIS_START = [
     "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
     "--logfile", "/var/log/redis/ecommerce.log",
 ]  # fmt: skip
-SECRET = os.environ.get("JWT_SECRET", "change-me-in-production")
 FINAL = {"CONFIRMED", "SHIPPED", "CANCELLED"}
 ADDRESS = {
     "fullName": "Chaos Customer",

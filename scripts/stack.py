@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nginx.render import render  # noqa: E402
+from scripts.local_secrets import ENV_FILE, read_env_file  # noqa: E402
 
 # service package -> (env prefix, port, database or None)
 SERVICES: dict[str, tuple[str, int, str | None]] = {
@@ -115,14 +116,32 @@ def admin_token(api: str, email: str, password: str, env: dict[str, str] | None 
         return str(json.load(response)["accessToken"])
 
 
+def jwt_secret() -> str:
+    """The stack's signing key: from the environment (the tests make their own), else the
+    one `make dev` generated into .env (scripts/local_secrets.py)."""
+    secret = os.environ.get("JWT_SECRET") or read_env_file(ENV_FILE).get("JWT_SECRET")
+    if not secret:
+        raise SystemExit(
+            "JWT_SECRET is not set: run 'make dev' (it generates one into .env) "
+            "or 'python scripts/local_secrets.py'"
+        )
+    return secret
+
+
 def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
     prefix, port, database = SERVICES[service]
     env = dict(os.environ)
+    env["JWT_SECRET"] = jwt_secret()
     env[f"{prefix}_PORT"] = str(port + args.port_offset)
     if database:
+        # Each service connects as its own role, owner of its database alone; the migrations
+        # (run as the local superuser) create the role and hand it the database.
         env.setdefault(
             f"{prefix}_DATABASE_URL",
-            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}{args.db_suffix}",
+            f"postgresql+asyncpg://{service}@127.0.0.1:5432/{database}{args.db_suffix}",
+        )
+        env.setdefault(
+            f"{prefix}_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         )
     for setting, peer in PEERS.get(service, {}).items():
         env.setdefault(

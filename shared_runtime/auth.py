@@ -69,7 +69,9 @@ def current_user(request: Request) -> Claims:
             "A bearer access token is required.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return decode_access_token(token.strip(), request.app.state.settings.jwt_secret)
+    return decode_access_token(
+        token.strip(), request.app.state.settings.jwt_secret.get_secret_value()
+    )
 
 
 def admin_user(user: Annotated[Claims, Depends(current_user)]) -> Claims:

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared_runtime.migrate import upgrade
 from shared_runtime.service import serve
-from shared_runtime.settings import ServiceSettings
+from shared_runtime.settings import ConfigurationError, ServiceSettings
 
 Command = Callable[[list[str]], int]
 
@@ -27,11 +27,20 @@ def run_service_cli(
     extra = commands or {}
     if name == "serve":
         settings = settings_factory()
-        serve(app_factory(settings), settings)
+        try:
+            app = app_factory(settings)
+        except ConfigurationError as exc:
+            print(f"{settings.service_name} will not start: {exc}", file=sys.stderr)
+            return 2
+        serve(app, settings)
         return 0
     if name == "migrate":
         settings = settings_factory()
-        upgrade(Path(package_file).parent, settings.database_url)
+        upgrade(
+            Path(package_file).parent,
+            settings.database_url,
+            admin_url=settings.database_admin_url,
+        )
         print(f"{settings.service_name}: database migrated to head")
         return 0
     if name in extra:

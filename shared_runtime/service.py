@@ -50,6 +50,7 @@ def create_service_app(
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
 ) -> FastAPI:
+    settings.check_secrets()
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
 
     @contextlib.asynccontextmanager

@@ -2,8 +2,60 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import functools
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# HS256 keys shorter than the hash (32 bytes) are guessable offline from one token.
+MIN_SECRET_BYTES = 32
+ROOT = Path(__file__).resolve().parent.parent
+# What is not the repository's own text: local state, generated files, the local .env.
+_NOT_COMMITTED_DIRS = frozenset(
+    {".git", ".venv", ".run", "backups", "node_modules", "__pycache__", ".mypy_cache"}
+    | {".ruff_cache", ".pytest_cache", ".hypothesis"}
+)
+# Words that mark a value copied from documentation (also where the repository is not at hand,
+# as in the image, which holds only the packages).
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "placeholder", "example")
+
+
+class ConfigurationError(Exception):
+    """A setting that must not be used: the service refuses to start and says which one."""
+
+
+@functools.cache
+def _repository_texts() -> tuple[bytes, ...]:
+    texts = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in _NOT_COMMITTED_DIRS]
+        for name in files:
+            if name == ".env" or (name.startswith(".env.") and name != ".env.example"):
+                continue
+            path = Path(folder) / name
+            try:
+                if path.stat().st_size <= 5_000_000:
+                    texts.append(path.read_bytes())
+            except OSError:
+                continue
+    return tuple(texts)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot sign tokens (missing, short, public), or None when it can."""
+    if not value:
+        return "is not set"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    lowered = value.lower()
+    if any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return "is a placeholder"
+    needle = value.encode()
+    if any(needle in text for text in _repository_texts()):
+        return "appears in the repository, so anyone who read it can sign tokens"
+    return None
 
 
 class ServiceSettings(BaseSettings):
@@ -21,6 +73,9 @@ class ServiceSettings(BaseSettings):
     port: int = 8000
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     db_pool_size: int = 10
+    # Used by `migrate` only: a role that may create the service's role and database, which
+    # the service then owns alone (its DATABASE_URL connects as that role).
+    database_admin_url: str | None = None
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
@@ -33,7 +88,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(200, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")
     outbox_poll_interval_s: float = Field(2.0, gt=0, validation_alias="OUTBOX_POLL_INTERVAL_S")
 
-    jwt_secret: str = Field("change-me-in-production", validation_alias="JWT_SECRET")
+    # No default: every deployment makes its own (docs/operations.md, "Secrets").
+    jwt_secret: SecretStr = Field(SecretStr(""), validation_alias="JWT_SECRET")
     jwt_ttl_seconds: int = Field(24 * 3600, validation_alias="JWT_TTL_SECONDS")
 
     # Calls to other services (shared_runtime.peers): per service, with its prefix.
@@ -48,3 +104,12 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="LOG_JSON")
+
+    def check_secrets(self) -> None:
+        """Refuse to run with a signing key anyone could know."""
+        problem = secret_problem(self.jwt_secret.get_secret_value())
+        if problem is not None:
+            raise ConfigurationError(
+                f"JWT_SECRET {problem}; generate one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )

@@ -71,10 +71,11 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def bearer(role: str = "customer", secret: str = "change-me-in-production") -> dict[str, str]:
-    """An Authorization header for a made-up user (the services' default JWT secret)."""
+def bearer(role: str = "customer", secret: str | None = None) -> dict[str, str]:
+    """An Authorization header for a made-up user, signed with this run's key."""
     from shared_runtime.auth import Claims, create_access_token
 
+    secret = secret or os.environ["JWT_SECRET"]
     user_id = uuid.uuid4()
     claims = Claims(sub=user_id, email=f"{user_id.hex[:8]}@example.com", full_name="T", role=role)  # type: ignore[arg-type]
     return {"Authorization": f"Bearer {create_access_token(claims, secret, 3600)}"}

@@ -52,7 +52,9 @@ async def login(body: LoginRequest, request: Request, session: SessionDep) -> To
     assert user is not None
     await throttle.record_success(body.email, ip)
     claims = Claims(sub=user.id, email=user.email, full_name=user.full_name, role=user.role)
-    token = create_access_token(claims, settings.jwt_secret, settings.jwt_ttl_seconds)
+    token = create_access_token(
+        claims, settings.jwt_secret.get_secret_value(), settings.jwt_ttl_seconds
+    )
     return TokenResponse(access_token=token, expires_in=settings.jwt_ttl_seconds)
 
 

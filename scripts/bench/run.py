@@ -42,13 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench_import import admin_token, csv_rows, record, timed_import  # noqa: E402
-from scripts.stack import SERVICES  # noqa: E402
+from scripts.stack import SERVICES, jwt_secret  # noqa: E402
 from scripts.verify import verify  # noqa: E402
 from shared_runtime.auth import Claims, create_access_token  # noqa: E402
 
 GATEWAY = "http://127.0.0.1:8080"
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-SECRET = os.environ.get("JWT_SECRET", "change-me-in-production")
 ADDRESS = {
     "fullName": "Bench Customer",
     "line1": "1 Load Street",
@@ -114,6 +113,7 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
     latency at that sustained rate, queueing included, without the closed loop hiding it)."""
     token = admin_token(GATEWAY)
     admin = {"Authorization": f"Bearer {token}"}
+    secret = jwt_secret()
     # aiohttp: the load generator shares the two cores, and httpx costs far more CPU per call.
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -136,7 +136,7 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
         async def customer(n: int) -> str:
             user = uuid.uuid4()
             claims = Claims(sub=user, email=f"bench-{user.hex[:8]}@example.com", full_name="B")
-            auth = {"Authorization": f"Bearer {create_access_token(claims, SECRET, 3600)}"}
+            auth = {"Authorization": f"Bearer {create_access_token(claims, secret, 3600)}"}
             line = {"productId": products[n % 10], "quantity": 1}
             async with api.post("cart/items", json=line, headers=auth) as added:
                 await added.read()

@@ -339,13 +339,20 @@ def test_each_service_gets_what_its_settings_read(package: str):
         assert services()[url.hostname]["image"].startswith("postgres:")
         assert depends[url.hostname]["condition"] == "service_healthy"
         assert VARIABLE.search(database_url), f"{name}: the database password must come from .env"
+        # Least privilege: the service's own role, never the superuser.
+        assert url.username == package, f"{name}: connects as {url.username}, not {package}"
+        assert f"{prefix}DATABASE_ADMIN_URL" not in env, f"{name}: only migrate is superuser"
         migrate_env = environment(services()["migrate"])
         assert migrate_env.get(f"{prefix}DATABASE_URL") == database_url, "migrate's URL differs"
+        admin = urlsplit(interpolate(migrate_env[f"{prefix}DATABASE_ADMIN_URL"]))
+        assert (admin.hostname, admin.username) == (url.hostname, "postgres"), name
     else:
         assert database_url is None, f"{name}: {package} has no database"
 
     if flag(package, "uses_redis"):
         assert host_port(env["REDIS_URL"]) == ("redis", 6379)
+        redis_url = r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/\d+"
+        assert re.fullmatch(redis_url, env["REDIS_URL"]), f"{name}: Redis needs its password"
         assert depends["redis"]["condition"] == "service_healthy"
     else:
         assert "REDIS_URL" not in env and "redis" not in depends
@@ -370,7 +377,7 @@ def test_migrations_run_once_before_the_services():
     assert script[:2] == ["sh", "-ec"], "a failing step must fail the migrate service"
     migrate_env = environment(migrate)
     for key, url in migrate_env.items():
-        assert key.endswith("_DATABASE_URL")
+        assert key.endswith(("_DATABASE_URL", "_DATABASE_ADMIN_URL"))
         host = urlsplit(interpolate(url)).hostname
         assert migrate["depends_on"][host]["condition"] == "service_healthy"
 
@@ -434,6 +441,10 @@ def test_infrastructure_images_ports_and_settings():
         assert images[name] == "postgres:16"
         assert "pg_isready" in " ".join(services()[name]["healthcheck"]["test"])
     assert images["redis"].startswith("redis:7")
+    redis_command = services()["redis"]["command"]
+    password = redis_command[redis_command.index("--requirepass") + 1]
+    assert VARIABLE.fullmatch(password) and "REDIS_PASSWORD" in password, "Redis needs a password"
+    assert environment(services()["redis"])["REDISCLI_AUTH"] == password, "for the healthcheck"
     assert images["rabbitmq"].startswith("rabbitmq:3") and "management" in images["rabbitmq"]
     assert images["consul"].startswith("hashicorp/consul:")
     assert images["kibana-setup"].startswith("curlimages/curl:")
@@ -514,12 +525,16 @@ def test_env_example_lists_every_variable_with_a_comment_and_a_safe_placeholder(
     for number, line in enumerate(lines):
         if line and not line.startswith("#"):
             assert lines[number - 1].startswith("#"), f"no comment above {line!r}"
+    # Nothing usable is committed: every secret is empty, so `docker compose` refuses to start
+    # (${NAME:?...}) until .env sets it; scripts/local_secrets.py makes every required one.
+    from scripts.local_secrets import COMPOSE_KEYS
+
     required = {m.group(1) for m in VARIABLE.finditer(text) if m.group(2) in (":?", "?")}
-    for name in required:
-        assert listed[name], f"{name} is required: give it a placeholder"
-    for name, value in listed.items():
-        if SECRET_NAME.search(name):
-            assert value == "" or value.startswith("change-me"), f"{name}: not a placeholder"
+    secret_names = {name for name in listed if SECRET_NAME.search(name)}
+    for name in secret_names:
+        assert listed[name] == "", f"{name}: a committed value would be a known secret"
+    assert required == set(COMPOSE_KEYS), "local_secrets.py --compose makes what compose requires"
+    assert required <= secret_names, "every required variable is a secret (others have defaults)"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
 

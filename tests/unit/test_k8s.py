@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from scripts.local_secrets import COMPOSE_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 GATEWAY_FILE = K8S / "50-gateway.yaml"
@@ -32,7 +34,12 @@ LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 CLUSTER_KINDS = ("Namespace",)
 PORT = 8000
-DB_URL = "postgresql+asyncpg://postgres:$(POSTGRES_PASSWORD)@postgres:5432/{db}"
+# Each service connects as its own role, which owns its database alone; only the migration
+# Jobs have the superuser's password (ADMIN_URL), to create those roles and databases.
+DB_URL = "postgresql+asyncpg://{role}:$({key})@postgres:5432/{db}"
+ADMIN_URL = "postgresql://postgres:$(POSTGRES_PASSWORD)@postgres:5432/postgres"
+REDIS_URL = "redis://:$(REDIS_PASSWORD)@redis:6379/0"
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|_AUTH$|TOKEN|_KEY$|_SID$")
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 Doc = dict[str, Any]
@@ -53,7 +60,8 @@ SERVICES = {
     "notification-service": Svc("notification_service", "NOTIFICATION_", "notifications"),
 }
 AUTOSCALED = {"product-service", "order-service", "payment-service"}
-SHARED_ENV = {"AMQP_URL", "REDIS_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
+SHARED_ENV = {"AMQP_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
+USES_REDIS = {"user-service", "product-service", "cart-service"}
 PEER_ENV = {
     "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000"},
     "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8000"},
@@ -62,16 +70,12 @@ PROVIDER_SECRETS = {
     "payment-service": {"STRIPE_API_KEY"},
     "notification-service": {"SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"},
 }
-# Never a literal value in a manifest: always a secretKeyRef.
+# Never a literal value in a manifest: always a secretKeyRef (the same secrets as compose's).
 SECRET_ENV = {
-    "POSTGRES_PASSWORD",
-    "RABBITMQ_PASSWORD",
+    *COMPOSE_KEYS,
+    "REDISCLI_AUTH",
     "RABBITMQ_DEFAULT_PASS",
-    "JWT_SECRET",
-    "STRIPE_API_KEY",
-    "SENDGRID_API_KEY",
-    "TWILIO_ACCOUNT_SID",
-    "TWILIO_AUTH_TOKEN",
+    *set().union(*PROVIDER_SECRETS.values()),
 }
 # Keys that optional references may name while the ConfigMap/Secret leaves them out.
 OPTIONAL_ABSENT_KEYS = {("ConfigMap", "ecommerce-config", "ELASTICSEARCH_URL")}
@@ -133,6 +137,22 @@ def containers(workload: Doc) -> list[Doc]:
 
 def env_of(container: Doc) -> dict[str, Doc]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def db_url(svc: Svc) -> str:
+    assert svc.database
+    return DB_URL.format(
+        role=svc.package, key=f"{svc.database.upper()}_DB_PASSWORD", db=svc.database
+    )
+
+
+def secret_keys() -> set[str]:
+    """The keys of ecommerce-secrets: made by the command in k8s/README.md (no Secret is
+    committed), plus the optional provider keys an operator may add."""
+    readme = (K8S / "README.md").read_text()
+    made = set(re.findall(r"--from-literal=([A-Z_]+)=", readme))
+    assert made, "k8s/README.md shows no `kubectl create secret` command"
+    return made | set().union(*PROVIDER_SECRETS.values())
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -340,6 +360,8 @@ def test_service_has_every_variable_it_needs(name):
     svc = SERVICES[name]
     env = env_of(main_container(service_deployment(name)))
     required = {f"{svc.prefix}HOST", f"{svc.prefix}PORT", *SHARED_ENV}
+    if name in USES_REDIS:
+        required.add("REDIS_URL")
     required |= set(PEER_ENV.get(name, {})) | PROVIDER_SECRETS.get(name, set())
     if svc.database:
         required.add(f"{svc.prefix}DATABASE_URL")
@@ -348,9 +370,15 @@ def test_service_has_every_variable_it_needs(name):
     assert env[f"{svc.prefix}HOST"]["value"] == "0.0.0.0"
     assert env[f"{svc.prefix}PORT"]["value"] == str(PORT)
     if svc.database:
-        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == DB_URL.format(db=svc.database)
+        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == db_url(svc)
     else:
         assert f"{svc.prefix}DATABASE_URL" not in env
+    # Least privilege: no superuser password, and Redis only where it is used, with its password.
+    assert "POSTGRES_PASSWORD" not in env and f"{svc.prefix}DATABASE_ADMIN_URL" not in env
+    if name in USES_REDIS:
+        assert env["REDIS_URL"]["value"] == REDIS_URL
+    else:
+        assert "REDIS_URL" not in env and "REDIS_PASSWORD" not in env
     for var, url in PEER_ENV.get(name, {}).items():
         assert env[var]["value"] == url
     assert "secretKeyRef" in env["JWT_SECRET"]["valueFrom"]
@@ -401,7 +429,7 @@ def test_every_variable_set_is_read_by_the_service(workload):
 
 @pytest.mark.parametrize("workload", workloads(), ids=name_of)
 def test_variable_references_resolve(workload):
-    config_maps, secrets = of_kind("ConfigMap"), of_kind("Secret")
+    config_maps = of_kind("ConfigMap")
     for c in containers(workload):
         defined: set[str] = set()
         for e in c.get("env", []):
@@ -415,9 +443,12 @@ def test_variable_references_resolve(workload):
                 ref = e.get("valueFrom", {}).get(source)
                 if ref is None:
                     continue
-                objects = config_maps if kind == "ConfigMap" else secrets
-                assert ref["name"] in objects, f"{where}: no {kind} {ref['name']}"
-                obj = objects[ref["name"]]
+                if kind == "Secret":
+                    assert ref["name"] == "ecommerce-secrets", f"{where}: {ref['name']}"
+                    assert ref["key"] in secret_keys(), f"{where}: README makes no {ref['key']}"
+                    continue
+                assert ref["name"] in config_maps, f"{where}: no {kind} {ref['name']}"
+                obj = config_maps[ref["name"]]
                 keys = {*obj.get("data", {}), *obj.get("stringData", {})}
                 if (kind, ref["name"], ref["key"]) in OPTIONAL_ABSENT_KEYS:
                     assert ref.get("optional") is True, f"{where}: {ref['key']} may be absent"
@@ -451,6 +482,20 @@ def test_urls_name_a_service_and_its_port(where, url):
     service = of_kind("Service").get(parts.hostname or "")
     assert service is not None, f"{where}: no Service {parts.hostname}"
     assert parts.port in [p["port"] for p in service["spec"]["ports"]], where
+
+
+def test_no_secret_value_is_committed():
+    assert not of_kind("Secret"), "create ecommerce-secrets as k8s/README.md says; commit none"
+    for _, doc in DOCS:
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] != "gateway-nginx":
+            assert not any(SECRET_NAME.search(key) for key in doc.get("data", {})), name_of(doc)
+    for workload in workloads():
+        for c in containers(workload):
+            for e in c.get("env", []):
+                if SECRET_NAME.search(e["name"]):
+                    assert "value" not in e, f"{name_of(workload)}: {e['name']} has a value"
+    redis = main_container(of_kind("StatefulSet")["redis"])
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
 
 
 # --- Services, autoscalers, disruption budgets -----------------------------------------------
@@ -513,7 +558,8 @@ def test_one_migration_job_per_database():
         package, container = runs[0]
         [svc] = [s for s in SERVICES.values() if s.package == package]
         env = env_of(container)
-        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == DB_URL.format(db=svc.database)
+        assert env[f"{svc.prefix}DATABASE_URL"]["value"] == db_url(svc)
+        assert env[f"{svc.prefix}DATABASE_ADMIN_URL"]["value"] == ADMIN_URL
         assert container["image"] == IMAGE
         assert svc.database not in databases
         databases[svc.database] = job
@@ -526,7 +572,8 @@ def test_one_migration_job_per_database():
     assert [c["args"] for c in pod_spec(products)["initContainers"]] == [["migrate"]]
     [load] = pod_spec(products)["containers"]
     assert python_module(load) == "product_service" and load["args"] == ["load-demo"]
-    assert env_of(load)["PRODUCT_DATABASE_URL"]["value"] == DB_URL.format(db="products")
+    assert env_of(load)["PRODUCT_DATABASE_URL"]["value"] == db_url(SERVICES["product-service"])
+    assert "POSTGRES_PASSWORD" not in env_of(load), "loading the catalog needs no superuser"
 
 
 # --- PostgreSQL, Redis, RabbitMQ -------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from jose import jwt
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from shared_runtime.auth import Claims, CurrentUser, create_access_token, decode_access_token
 from shared_runtime.errors import ApiError, install_error_handlers
@@ -86,7 +86,7 @@ class Item(BaseModel):
 
 def small_app() -> FastAPI:
     app = FastAPI()
-    app.state.settings = type("S", (), {"jwt_secret": SECRET})()
+    app.state.settings = type("S", (), {"jwt_secret": SecretStr(SECRET)})()
     app.add_middleware(RequestContextMiddleware, service_name="unit")
     install_error_handlers(app)
 

@@ -52,7 +52,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.stack import SERVICES, admin_token, alive  # noqa: E402
+from scripts.stack import SERVICES, admin_token, alive, insert_accounts, token_for  # noqa: E402
 from scripts.verify import verify  # noqa: E402
 from shared_events.bus import EventBus  # noqa: E402
 from shared_events.events import (  # noqa: E402
@@ -64,7 +64,6 @@ from shared_events.events import (  # noqa: E402
     StockReserved,
 )
 from shared_events.parking import ParkedMessage, list_parked  # noqa: E402
-from shared_runtime.auth import Claims, create_access_token  # noqa: E402
 
 NAME = "chaos"
 GATEWAY_PORT = 28080
@@ -328,12 +327,6 @@ async def call(
         return await api.request(method, path, **kwargs)
     except httpx.HTTPError:
         return None
-
-
-def customer_token() -> dict[str, str]:
-    user = uuid.uuid4()
-    claims = Claims(sub=user, email=f"chaos-{user.hex[:8]}@example.com", full_name="Chaos")
-    return {"Authorization": f"Bearer {create_access_token(claims, SECRET, 6 * 3600)}"}
 
 
 def admin_headers() -> dict[str, str]:
@@ -1278,7 +1271,8 @@ async def setup(workers: int) -> Chaos:
         limits=httpx.Limits(max_connections=workers * 4 + 10),
     )
     admin = await asyncio.to_thread(admin_headers)
-    chaos = Chaos(api, admin, [customer_token() for _ in range(workers)])
+    customers = await insert_accounts(f"{PG}/users{DB_SUFFIX}", workers, label="chaos")
+    chaos = Chaos(api, admin, [token_for(c, SECRET) for c in customers])
     for row in await query(
         "products",
         "SELECT id, available_quantity + reserved_quantity + sold_quantity FROM products",

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from nginx.render import render  # noqa: E402
 from scripts.local_secrets import ENV_FILE, read_env_file  # noqa: E402
+from shared_runtime.auth import Claims, create_access_token  # noqa: E402
 
 # service package -> (env prefix, port, database or None)
 SERVICES: dict[str, tuple[str, int, str | None]] = {
@@ -128,6 +130,38 @@ def jwt_secret() -> str:
     return secret
 
 
+async def insert_accounts(
+    users_dsn: str, count: int, *, role: str = "customer", label: str = "load"
+) -> list[Claims]:
+    """``count`` accounts written straight into a users database (asyncpg DSN), for load and
+    tests that need many real customers at once; their password is random and thrown away,
+    so they are used through tokens minted with the stack's key (``token_for``)."""
+    import asyncpg
+    import bcrypt
+
+    unusable = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(4)).decode()
+    claims = []
+    for _ in range(count):
+        user_id = uuid.uuid4()
+        email = f"{label}-{user_id.hex[:16]}@example.com"
+        claims.append(Claims(sub=user_id, email=email, full_name=f"{label} customer", role=role))
+    conn = await asyncpg.connect(users_dsn)
+    try:
+        await conn.copy_records_to_table(
+            "users",
+            records=[(c.sub, c.email, unusable, c.full_name, c.role) for c in claims],
+            columns=["id", "email", "password_hash", "full_name", "role"],
+        )
+    finally:
+        await conn.close()
+    return claims
+
+
+def token_for(claims: Claims, secret: str | None = None, ttl_s: int = 6 * 3600) -> dict[str, str]:
+    """The Authorization header of an account, signed with the stack's key."""
+    return {"Authorization": f"Bearer {create_access_token(claims, secret or jwt_secret(), ttl_s)}"}
+
+
 def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
     prefix, port, database = SERVICES[service]
     env = dict(os.environ)
@@ -143,6 +177,9 @@ def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
         env.setdefault(
             f"{prefix}_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         )
+    if service != "user_service":  # the others check tokens against it (shared_runtime.auth)
+        users = SERVICES["user_service"][1] + args.port_offset
+        env.setdefault("USER_SERVICE_URL", f"http://127.0.0.1:{users}")
     for setting, peer in PEERS.get(service, {}).items():
         env.setdefault(
             f"{prefix}_{setting}", f"http://127.0.0.1:{SERVICES[peer][1] + args.port_offset}"

@@ -59,6 +59,13 @@ class UserRegistered(Event):
     phone: str | None = None
 
 
+class UserDeleted(Event):
+    """The account is gone: every service erases or anonymises what it holds of that person."""
+
+    routing_key: ClassVar[str] = "user.deleted"
+    user_id: uuid.UUID
+
+
 class OrderCreated(Event):
     routing_key: ClassVar[str] = "order.created"
     order_id: uuid.UUID
@@ -129,6 +136,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type(): cls
     for cls in (
         UserRegistered,
+        UserDeleted,
         OrderCreated,
         StockReserved,
         StockReservationFailed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
@@ -51,6 +52,14 @@ inbox = sa.Table(
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
+# What stands in for a person once their account is deleted (UserDeleted): kept where a record
+# must stay (orders and payments, for accounting), identifying no one.
+ERASED_EMAIL = "erased@erased.invalid"
+ERASED_NAME = "(erased)"
+_ERASED_EVENT_FIELDS = json.dumps(
+    {"email": ERASED_EMAIL, "userEmail": ERASED_EMAIL, "fullName": ERASED_NAME, "phone": None}
+)
+
 
 def trace_headers(request_id: str | None = None) -> dict[str, str]:
     """x-request-id and a W3C traceparent whose trace id is the request id when it can be."""
@@ -75,6 +84,20 @@ async def add_event(session: AsyncSession, event: Event, *, correlation_id: Any 
         # The wake-up for the relay, in the same round trip (delivered on commit, and
         # PostgreSQL folds a transaction's identical notifications into one).
         .returning(sa.func.pg_notify(OUTBOX_CHANNEL, ""))
+    )
+
+
+async def erase_from_outbox(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Anonymise the personal fields (those present) of every outbox event about ``user_id``,
+    sent or not: the outbox keeps events for days, and must not keep the person with them."""
+    await session.execute(
+        sa.text(
+            "UPDATE outbox SET payload = payload || ("
+            "  SELECT coalesce(jsonb_object_agg(key, CAST(:erased AS jsonb) -> key), '{}')"
+            "  FROM jsonb_object_keys(payload) AS key WHERE CAST(:erased AS jsonb) ? key"
+            ") WHERE payload ->> 'userId' = :user_id"
+        ),
+        {"erased": _ERASED_EVENT_FIELDS, "user_id": str(user_id)},
     )
 
 

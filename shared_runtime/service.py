@@ -16,11 +16,14 @@ from typing import Any
 import redis.asyncio as redis
 import structlog
 from fastapi import APIRouter, FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from shared_events.bus import EventBus
 from shared_events.consumer import EventConsumer, Handler
 from shared_events.events import Event
 from shared_events.relay import OutboxRelay
+from shared_runtime.auth import USER_SERVICE, FetchTokenState, TokenStates, ask_user_service
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.discovery import Discovery, advertise_address
 from shared_runtime.errors import ERROR_RESPONSES, install_error_handlers
@@ -35,6 +38,7 @@ from shared_runtime.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 HandlerFactory = Callable[[FastAPI], dict[type[Event], Handler]]
+TokenStateFactory = Callable[[FastAPI], FetchTokenState]
 Hook = Callable[[FastAPI], Awaitable[None]]
 
 
@@ -49,8 +53,13 @@ def create_service_app(
     peers: dict[str, str] | None = None,
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
+    token_states: TokenStateFactory | None = None,
 ) -> FastAPI:
+    """``token_states``: where the accounts' token states come from; by default user_service,
+    which is then one of the peers (user_service itself reads its database)."""
     settings.check_secrets()
+    if token_states is None:
+        peers = {**(peers or {}), USER_SERVICE: settings.user_service_url}
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
 
     @contextlib.asynccontextmanager
@@ -73,7 +82,13 @@ def create_service_app(
                 checks["database"] = database_check(engine)
             if uses_redis:
                 app.state.redis = redis.Redis.from_url(
-                    settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+                    settings.redis_url,
+                    socket_timeout=1.0,
+                    socket_connect_timeout=1.0,
+                    # After a Redis restart every pooled connection is dead: the first command
+                    # on each reconnects and tries once more, so no request pays for it.
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+                    retry_on_error=[redis.ConnectionError, redis.TimeoutError],
                 )
                 stack.push_async_callback(app.state.redis.aclose)
                 checks["redis"] = redis_check(app.state.redis)
@@ -90,6 +105,10 @@ def create_service_app(
                     breaker_reset_s=settings.breaker_reset_s,
                 )
                 stack.push_async_callback(app.state.peers.close)
+            fetch = token_states(app) if token_states else ask_user_service(app.state.peers)
+            app.state.token_states = TokenStates(
+                fetch, fresh_s=settings.auth_cache_s, stale_s=settings.auth_stale_s
+            )
 
             bus = EventBus(settings.amqp_url, settings.events_exchange, settings.service_name)
             await bus.connect()

@@ -91,6 +91,11 @@ class ServiceSettings(BaseSettings):
     # No default: every deployment makes its own (docs/operations.md, "Secrets").
     jwt_secret: SecretStr = Field(SecretStr(""), validation_alias="JWT_SECRET")
     jwt_ttl_seconds: int = Field(24 * 3600, validation_alias="JWT_TTL_SECONDS")
+    # Revocation (shared_runtime.auth): how long an account's token state is trusted before
+    # user_service is asked again, and how long a known one serves while it cannot answer.
+    auth_cache_s: float = Field(5.0, ge=0, le=60, validation_alias="AUTH_CACHE_S")
+    auth_stale_s: float = Field(600.0, ge=0, validation_alias="AUTH_STALE_S")
+    user_service_url: str = Field("http://127.0.0.1:5001", validation_alias="USER_SERVICE_URL")
 
     # Calls to other services (shared_runtime.peers): per service, with its prefix.
     peer_timeout_s: float = 2.0

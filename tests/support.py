@@ -72,13 +72,58 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bearer(role: str = "customer", secret: str | None = None) -> dict[str, str]:
-    """An Authorization header for a made-up user, signed with this run's key."""
+    """An Authorization header for a made-up account that no user_service knows: well signed
+    with this run's key, and refused by every service (the account does not exist)."""
     from shared_runtime.auth import Claims, create_access_token
 
     secret = secret or os.environ["JWT_SECRET"]
     user_id = uuid.uuid4()
     claims = Claims(sub=user_id, email=f"{user_id.hex[:8]}@example.com", full_name="T", role=role)  # type: ignore[arg-type]
     return {"Authorization": f"Bearer {create_access_token(claims, secret, 3600)}"}
+
+
+async def new_accounts(
+    users_database: str, count: int = 1, role: str = "customer"
+) -> list[dict[str, str]]:
+    """Authorization headers of ``count`` real accounts in ``users_database`` (e.g. users_e2e)."""
+    from scripts.stack import insert_accounts, token_for
+
+    dsn = database_url(users_database).replace("+asyncpg", "")
+    claims = await insert_accounts(dsn, count, role=role, label="test")
+    return [token_for(c, os.environ["JWT_SECRET"]) for c in claims]
+
+
+class Served:
+    """An app served by uvicorn on a real port, for the services that call it over HTTP; it
+    can be stopped and started again (a new app from ``make_app`` each time)."""
+
+    def __init__(self, make_app: Callable[[], FastAPI]) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.make_app = make_app
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self.make_app(), host="127.0.0.1", port=self.port, log_config=None)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        await eventually(lambda: asyncio.sleep(0, result=self._server.started), timeout=15)
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
 
 
 def rabbitmqctl(*args: str) -> str:

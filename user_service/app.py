@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
+from shared_runtime.auth import FetchTokenState, TokenState
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
-from user_service.api import router
-from user_service.domain import LoginThrottle
+from user_service.api import internal, router
+from user_service.domain import LoginThrottle, token_state
 
 
 class Settings(ServiceSettings):
@@ -32,11 +35,22 @@ async def _on_startup(app: FastAPI) -> None:
     )
 
 
+def _token_states(app: FastAPI) -> FetchTokenState:
+    """The source of truth checks tokens against its own database."""
+
+    async def fetch(user_id: uuid.UUID) -> TokenState | None:
+        async with app.state.sessionmaker() as session:
+            return await token_state(session, user_id)
+
+    return fetch
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         settings or Settings(),
         title="user_service",
-        routers=[router],
+        routers=[router, internal],
         uses_redis=True,
         on_startup=_on_startup,
+        token_states=_token_states,
     )

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared_events.events import UserRegistered
-from shared_events.store import add_event
+from shared_events.events import UserDeleted, UserRegistered
+from shared_events.store import add_event, erase_from_outbox
+from shared_runtime.auth import TokenState
 from shared_runtime.errors import ApiError
 from user_service.models import User
 
@@ -94,6 +95,53 @@ async def make_admin(session: AsyncSession, *, email: str, password: str, full_n
     user.role = "admin"
     user.password_hash = await hash_password(password)
     return user
+
+
+async def token_state(session: AsyncSession, user_id: uuid.UUID) -> TokenState | None:
+    """What every service checks a token against (shared_runtime.auth.TokenStates)."""
+    row = (
+        await session.execute(select(User.token_version, User.active).where(User.id == user_id))
+    ).one_or_none()
+    return TokenState(row.token_version, row.active) if row else None
+
+
+async def confirm_password(throttle: LoginThrottle, user: User, password: str, ip: str) -> None:
+    """The account's password, re-entered before a change that cannot be undone. Failures
+    count like failed logins: a stolen token is no way to guess the password."""
+    await throttle.check(user.email, ip)
+    if not await verify_password(password, user.password_hash):
+        await throttle.record_failure(user.email, ip)
+        raise ApiError(403, "invalid_password", "The password is not correct.")
+
+
+async def change_password(user: User, new: str) -> User:
+    """Set a new password; every token signed before it is revoked (the version moves on)."""
+    user.password_hash = await hash_password(new)
+    user.token_version += 1
+    return user
+
+
+async def set_active(session: AsyncSession, user_id: uuid.UUID, active: bool) -> User:
+    """Deactivate (tokens revoked, logins refused) or reactivate an account (tokens revoked by
+    the deactivation stay revoked)."""
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise ApiError(404, "not_found", "No such account.")
+    if user.active != active:
+        # Deactivating revokes every token; activating moves on again, so the first token
+        # signed afterwards is newer than what the services remember and they ask at once.
+        user.token_version += 1
+    user.active = active
+    return user
+
+
+async def delete_account(session: AsyncSession, user: User) -> None:
+    """The customer's own erasure: the account goes, UserDeleted tells every other service to
+    erase or anonymise what it holds, and this database keeps nothing of the person (their
+    UserRegistered in the outbox is anonymised too)."""
+    await session.delete(user)
+    await erase_from_outbox(session, user.id)
+    await add_event(session, UserDeleted(user_id=user.id), correlation_id=user.id)
 
 
 class LoginThrottle:

@@ -24,6 +24,14 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     phone: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     role: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="customer")
+    # Every token carries the version it was signed at; a password change or a deactivation
+    # bumps it, and every service refuses tokens of an older version (shared_runtime.auth).
+    token_version: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default="0"
+    )
+    active: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=True, server_default=sa.true()
+    )
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )

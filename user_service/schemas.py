@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, field_validator
+from pydantic import AfterValidator, EmailStr, Field, field_validator
 
 from shared_events.events import CamelModel
 
@@ -15,18 +15,26 @@ E164 = r"^\+[1-9]\d{1,14}$"
 MAX_PASSWORD_BYTES = 72
 
 
+def _fits_bcrypt(value: str) -> str:
+    if len(value.encode()) > MAX_PASSWORD_BYTES:
+        raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes")
+    return value
+
+
+# A password being set (registration, change); one being checked is any string up to 1 KB.
+NewPassword = Annotated[
+    str,
+    Field(min_length=8, description="8 characters or more, 72 bytes at most"),
+    AfterValidator(_fits_bcrypt),
+]
+Password = Annotated[str, Field(max_length=1024)]
+
+
 class RegisterRequest(CamelModel):
     email: EmailStr
-    password: str = Field(min_length=8, description="8 characters or more, 72 bytes at most")
+    password: NewPassword
     full_name: str = Field(min_length=1, max_length=200)
     phone: str | None = Field(default=None, pattern=E164, description="E.164, e.g. +14155550100")
-
-    @field_validator("password")
-    @classmethod
-    def password_fits_bcrypt(cls, value: str) -> str:
-        if len(value.encode()) > MAX_PASSWORD_BYTES:
-            raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes")
-        return value
 
     @field_validator("full_name")
     @classmethod
@@ -40,7 +48,18 @@ class RegisterRequest(CamelModel):
 class LoginRequest(CamelModel):
     # Plain strings: a malformed e-mail is just a failed login (401), with no hint why.
     email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    password: Password
+
+
+class ChangePasswordRequest(CamelModel):
+    current_password: Password
+    new_password: NewPassword
+
+
+class DeleteAccountRequest(CamelModel):
+    """The password again: deleting an account cannot be undone."""
+
+    password: Password
 
 
 class TokenResponse(CamelModel):
@@ -55,4 +74,10 @@ class UserResponse(CamelModel):
     full_name: str
     phone: str | None
     role: str
+    active: bool
     created_at: datetime
+
+
+class TokenStateResponse(CamelModel):
+    token_version: int
+    active: bool

@@ -42,9 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench_import import admin_token, csv_rows, record, timed_import  # noqa: E402
-from scripts.stack import SERVICES, jwt_secret  # noqa: E402
+from scripts.stack import SERVICES, insert_accounts, jwt_secret, token_for  # noqa: E402
 from scripts.verify import verify  # noqa: E402
-from shared_runtime.auth import Claims, create_access_token  # noqa: E402
 
 GATEWAY = "http://127.0.0.1:8080"
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -133,10 +132,11 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
             async with api.post("products", json=body, headers=admin) as response:
                 products.append((await response.json())["id"])
 
+        # Real accounts (a new customer per order), made before the clock starts.
+        accounts = [token_for(c, secret) for c in await insert_accounts(f"{PG}/users", orders)]
+
         async def customer(n: int) -> str:
-            user = uuid.uuid4()
-            claims = Claims(sub=user, email=f"bench-{user.hex[:8]}@example.com", full_name="B")
-            auth = {"Authorization": f"Bearer {create_access_token(claims, secret, 3600)}"}
+            auth = accounts[n]
             line = {"productId": products[n % 10], "quantity": 1}
             async with api.post("cart/items", json=line, headers=auth) as added:
                 await added.read()

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from scripts.stack import admin_token as make_admin_token
-from tests.support import AMQP_URL, PG, ROOT
+from tests.support import AMQP_URL, PG, ROOT, new_accounts
 
 GATEWAY_PORT = 18080
 DB_SUFFIX = "_e2e"
@@ -85,6 +85,16 @@ def admin_token(stack: str) -> str:
     """An administrator made with the real CLI, logged in through the gateway."""
     env = dict(os.environ, USER_DATABASE_URL=f"{PG}/users{DB_SUFFIX}", **STACK_ENV)
     return make_admin_token(f"{stack}/api/v1", "admin@example.com", "admin-password", env)
+
+
+USERS_DATABASE = f"users{DB_SUFFIX}"
+
+
+@pytest.fixture
+async def customer(stack: str) -> dict[str, str]:
+    """The Authorization header of a new real customer of the test stack."""
+    [headers] = await new_accounts(USERS_DATABASE)
+    return headers
 
 
 def service_url(port: int) -> str:

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from scripts.stack import running_pid
-from tests.e2e.conftest import stack_command
+from tests.e2e.conftest import USERS_DATABASE, stack_command
 from tests.e2e.test_accounts import login, new_email
-from tests.support import ROOT, bearer, error_of, eventually
+from tests.support import ROOT, error_of, eventually, new_accounts
 
 ADDRESS = {
     "fullName": "Sam Shopper",
@@ -208,7 +208,8 @@ async def test_cancelling_a_confirmed_order_compensates(gateway, admin_token):
     kettle = await new_product(gateway, admin, stock=6)
     placed = await order(gateway, user, [(kettle["id"], 2)])
     assert (await settled(gateway, user, placed["id"]))["status"] == "CONFIRMED"
-    stranger = await gateway.post(f"/orders/{placed['id']}/cancel", headers=bearer())
+    [other] = await new_accounts(USERS_DATABASE)
+    stranger = await gateway.post(f"/orders/{placed['id']}/cancel", headers=other)
     assert stranger.status_code == 404
 
     cancelled = await gateway.post(f"/orders/{placed['id']}/cancel", headers=user)
@@ -236,7 +237,7 @@ async def test_cancelling_a_confirmed_order_compensates(gateway, admin_token):
 async def test_fifty_concurrent_orders_for_ten_in_stock(gateway, admin_token):
     admin = {"Authorization": f"Bearer {admin_token}"}
     kettle = await new_product(gateway, admin, stock=10, price="5.00")
-    users = [bearer() for _ in range(50)]
+    users = await new_accounts(USERS_DATABASE, 50)
     for user in users:
         added = await gateway.post(
             "/cart/items", json={"productId": kettle["id"], "quantity": 1}, headers=user
@@ -272,7 +273,7 @@ async def test_orders_wait_for_a_stopped_payment_service(gateway, admin_token):
         lambda: asyncio.to_thread(running_pid, pid_file), until=lambda pid: pid is None, timeout=20
     )
     try:
-        users = [bearer() for _ in range(5)]
+        users = await new_accounts(USERS_DATABASE, 5)
         placed = [(user, (await order(gateway, user, [(kettle["id"], 1)]))["id"]) for user in users]
         for user, order_id in placed:
             state = (await gateway.get(f"/orders/{order_id}", headers=user)).json()
@@ -310,8 +311,10 @@ async def test_orders_wait_for_a_stopped_payment_service(gateway, admin_token):
         ({"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"}, None, 409, "cart_empty"),
     ],
 )
-async def test_bad_orders_are_refused_and_create_nothing(gateway, body, headers, status, code):
-    user = bearer()
+async def test_bad_orders_are_refused_and_create_nothing(
+    gateway, customer, body, headers, status, code
+):
+    user = customer
     sent = user | ({"Idempotency-Key": str(uuid.uuid4())} if headers is None else headers)
     response = await gateway.post("/orders", json=body, headers=sent)
     assert response.status_code == status, response.text
@@ -325,9 +328,10 @@ async def test_orders_are_private_and_shipping_is_for_admins(gateway, admin_toke
     kettle = await new_product(gateway, admin, stock=3)
     placed = await order(gateway, user, [(kettle["id"], 1)])
     await settled(gateway, user, placed["id"])
-    assert (await gateway.get(f"/orders/{placed['id']}", headers=bearer())).status_code == 404
+    [other] = await new_accounts(USERS_DATABASE)
+    assert (await gateway.get(f"/orders/{placed['id']}", headers=other)).status_code == 404
     assert (await gateway.get(f"/orders/{placed['id']}", headers=admin)).status_code == 200
-    assert await payment(gateway, bearer(), placed["id"]) == []
+    assert await payment(gateway, other, placed["id"]) == []
     ship = await gateway.post(
         f"/orders/{placed['id']}/ship", json={"trackingNumber": "T-1"}, headers=user
     )

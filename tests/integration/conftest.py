@@ -20,7 +20,11 @@ from shared_events.bus import EventBus
 from shared_events.topology import parked_queue_name, retry_delays_ms, retry_queue_name
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.migrate import ensure_database
-from tests.support import AMQP_URL, ROOT, database_url
+from tests.support import AMQP_URL, REDIS_URL, ROOT, Served, database_url, migrate, new_accounts
+from user_service.app import Settings as UserSettings
+from user_service.app import create_app as create_user_app
+
+USERS_DATABASE = "users_test"
 
 # What the test handlers do: one row per handled event, no unique key, so a
 # duplicate effect would show as a second row.
@@ -93,6 +97,33 @@ async def drain(queue: aio_pika.abc.AbstractQueue) -> list[aio_pika.abc.Abstract
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
         messages.append(message)
     return messages
+
+
+@pytest.fixture(scope="session")
+async def user_service() -> AsyncIterator[str]:
+    """A real user_service on a real port: every service asks it whether a token is still
+    good. Its URL goes into the Settings of the apps under test (``user_service_url``)."""
+    migrate("user_service", USERS_DATABASE)
+    settings = UserSettings(
+        database_url=database_url(USERS_DATABASE), redis_url=REDIS_URL, amqp_url=AMQP_URL
+    )
+    server = Served(lambda: create_user_app(settings))
+    await server.start()
+    yield server.url
+    await server.stop()
+
+
+@pytest.fixture
+async def customer(user_service: str) -> dict[str, str]:
+    """The Authorization header of a new real customer account."""
+    [headers] = await new_accounts(USERS_DATABASE)
+    return headers
+
+
+@pytest.fixture
+async def admin(user_service: str) -> dict[str, str]:
+    [headers] = await new_accounts(USERS_DATABASE, role="admin")
+    return headers
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -12,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from jose import jwt
 
 from cart_service.app import Settings as CartSettings
@@ -21,18 +18,18 @@ from product_service.app import Settings as ProductSettings
 from product_service.app import create_app as create_product_app
 from shared_events.bus import EventBus
 from shared_events.events import OrderCreated, OrderLine
+from tests.integration.conftest import USERS_DATABASE
 from tests.support import (
     AMQP_URL,
     REDIS_URL,
-    bearer,
+    Served,
     database_url,
     error_of,
     eventually,
     migrate,
+    new_accounts,
     running,
 )
-
-ADMIN = bearer("admin")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,51 +37,28 @@ def migrated() -> None:
     migrate("product_service", "products_test")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ProductServer:
-    """product_service served by uvicorn on a real port, so it can be stopped and started."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        app = create_product_app(
-            ProductSettings(
-                database_url=database_url("products_test"), redis_url=REDIS_URL, amqp_url=AMQP_URL
-            )
-        )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        await eventually(lambda: asyncio.sleep(0, result=self._server.started), timeout=15)
-
-    async def stop(self) -> None:
-        assert self._server is not None and self._task is not None
-        self._server.should_exit = True
-        await self._task
-
-
 @pytest.fixture
-async def product_server() -> AsyncIterator[ProductServer]:
-    server = ProductServer()
+async def product_server(user_service: str) -> AsyncIterator[Served]:
+    """product_service on a real port, so the cart calls it over HTTP and it can be stopped."""
+    settings = ProductSettings(
+        database_url=database_url("products_test"),
+        redis_url=REDIS_URL,
+        amqp_url=AMQP_URL,
+        user_service_url=user_service,
+    )
+    server = Served(lambda: create_product_app(settings))
     await server.start()
     yield server
-    with contextlib.suppress(AssertionError):
-        if server._server is not None and not server._task.done():  # type: ignore[union-attr]
-            await server.stop()
+    if server.running:
+        await server.stop()
 
 
 @pytest.fixture
-async def cart(product_server: ProductServer) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def cart(
+    product_server: Served, user_service: str
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     settings = CartSettings(
+        user_service_url=user_service,
         redis_url=REDIS_URL,
         amqp_url=AMQP_URL,
         product_service_url=product_server.url,
@@ -97,7 +71,7 @@ async def cart(product_server: ProductServer) -> AsyncIterator[tuple[Any, httpx.
         yield app, client
 
 
-async def add_product(server: ProductServer, **fields: Any) -> dict[str, Any]:
+async def add_product(server: Served, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     body = {
         "sku": f"CART-{tag}",
@@ -108,16 +82,16 @@ async def add_product(server: ProductServer, **fields: Any) -> dict[str, Any]:
         "quantity": 10,
     } | fields
     async with httpx.AsyncClient(base_url=server.url) as client:
-        response = await client.post("/products", json=body, headers=ADMIN)
+        response = await client.post("/products", json=body, headers=admin)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def test_cart_lines_and_totals_are_exact(cart, product_server):
+async def test_cart_lines_and_totals_are_exact(cart, product_server, admin, customer):
     _, client = cart
-    user = bearer()
-    teapot = await add_product(product_server, price="19.99")
-    cup = await add_product(product_server, price="0.10", quantity=50)
+    user = customer
+    teapot = await add_product(product_server, admin, price="19.99")
+    cup = await add_product(product_server, admin, price="0.10", quantity=50)
 
     added = await client.post(
         "/cart/items", json={"productId": teapot["id"], "quantity": 2}, headers=user
@@ -141,14 +115,17 @@ async def test_cart_lines_and_totals_are_exact(cart, product_server):
     assert (await client.delete("/cart", headers=user)).status_code == 204
     empty = (await client.get("/cart", headers=user)).json()
     assert (empty["items"], empty["total"], empty["currency"]) == ([], "0.00", None)
-    other_user = (await client.get("/cart", headers=bearer())).json()
+    [other] = await new_accounts(USERS_DATABASE)
+    other_user = (await client.get("/cart", headers=other)).json()
     assert other_user["items"] == []
 
 
-async def test_bad_cart_requests_are_refused_and_change_nothing(cart, product_server):
+async def test_bad_cart_requests_are_refused_and_change_nothing(
+    cart, product_server, admin, customer
+):
     _, client = cart
-    user = bearer()
-    teapot = await add_product(product_server, quantity=4)
+    user = customer
+    teapot = await add_product(product_server, admin, quantity=4)
     await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 1}, headers=user)
     before = (await client.get("/cart", headers=user)).json()
 
@@ -178,13 +155,13 @@ async def test_bad_cart_requests_are_refused_and_change_nothing(cart, product_se
     )
     await refused("PUT", item, {"quantity": 5}, 409, "out_of_stock")
     await refused("DELETE", f"/cart/items/{uuid.uuid4()}", None, 404, "not_in_cart")
-    dollars = await add_product(product_server, currency="USD")
+    dollars = await add_product(product_server, admin, currency="USD")
     await refused(
         "POST", "/cart/items", {"productId": dollars["id"], "quantity": 1}, 409, "currency_mismatch"
     )
-    retired = await add_product(product_server)
+    retired = await add_product(product_server, admin)
     async with httpx.AsyncClient(base_url=product_server.url) as products:
-        await products.delete(f"/products/{retired['id']}", headers=ADMIN)
+        await products.delete(f"/products/{retired['id']}", headers=admin)
     await refused(
         "POST", "/cart/items", {"productId": retired["id"], "quantity": 1}, 409, "product_inactive"
     )
@@ -192,11 +169,11 @@ async def test_bad_cart_requests_are_refused_and_change_nothing(cart, product_se
 
 
 async def test_product_service_down_answers_stale_and_the_breaker_opens_then_closes(
-    cart, product_server
+    cart, product_server, admin, customer
 ):
     app, client = cart
-    user = bearer()
-    teapot = await add_product(product_server)
+    user = customer
+    teapot = await add_product(product_server, admin)
     await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 2}, headers=user)
     never_seen = uuid.uuid4()
 
@@ -231,11 +208,13 @@ async def test_product_service_down_answers_stale_and_the_breaker_opens_then_clo
     assert await app.state.peers.breaker_state("product_service") == "closed"
 
 
-async def test_order_created_takes_the_ordered_lines_out_once(cart, product_server):
+async def test_order_created_takes_the_ordered_lines_out_once(
+    cart, product_server, admin, customer
+):
     app, client = cart
-    user = bearer()
-    teapot = await add_product(product_server)
-    mug = await add_product(product_server)
+    user = customer
+    teapot = await add_product(product_server, admin)
+    mug = await add_product(product_server, admin)
     await client.post("/cart/items", json={"productId": teapot["id"], "quantity": 5}, headers=user)
     await client.post("/cart/items", json={"productId": mug["id"], "quantity": 1}, headers=user)
 

@@ -21,15 +21,12 @@ from tests.support import (
     AMQP_URL,
     REDIS_URL,
     ROOT,
-    bearer,
     database_url,
     error_of,
     eventually,
     migrate,
     running,
 )
-
-ADMIN = bearer("admin")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,9 +35,14 @@ def migrated() -> None:
 
 
 @pytest.fixture
-async def catalog() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+async def catalog(user_service: str) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     app = create_app(
-        Settings(database_url=database_url("products_test"), redis_url=REDIS_URL, amqp_url=AMQP_URL)
+        Settings(
+            database_url=database_url("products_test"),
+            redis_url=REDIS_URL,
+            amqp_url=AMQP_URL,
+            user_service_url=user_service,
+        )
     )
     async with running(app) as client:
         yield app, client
@@ -59,8 +61,10 @@ def new_product(**overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
-async def create(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
-    response = await client.post("/products", json=new_product(**overrides), headers=ADMIN)
+async def create(
+    client: httpx.AsyncClient, admin: dict[str, str], **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post("/products", json=new_product(**overrides), headers=admin)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -81,9 +85,9 @@ async def read_twice(client: httpx.AsyncClient, path: str, **params: Any) -> dic
     return dict(second.json())
 
 
-async def test_every_kind_of_write_is_visible_at_once(catalog):
+async def test_every_kind_of_write_is_visible_at_once(catalog, admin):
     _, client = catalog
-    product = await create(client)
+    product = await create(client, admin)
     path = f"/products/{product['id']}"
     search = {"search": product["sku"].split("-")[1]}
 
@@ -91,25 +95,25 @@ async def test_every_kind_of_write_is_visible_at_once(catalog):
     await read_twice(client, "/products", **search)
     put = {k: product[k] for k in ("sku", "description", "category", "currency")}
     put |= {"name": "Renamed Board", "price": "41.00"}
-    assert (await client.put(path, json=put, headers=ADMIN)).status_code == 200
+    assert (await client.put(path, json=put, headers=admin)).status_code == 200
     assert (await client.get(path)).json()["name"] == "Renamed Board"
     page = await client.get("/products", params=search)
     assert [i["price"] for i in page.json()["items"]] == ["41.00"]
 
     await read_twice(client, path)
     await read_twice(client, "/products", **search)
-    assert (await client.patch(path, json={"price": "12.50"}, headers=ADMIN)).status_code == 200
+    assert (await client.patch(path, json={"price": "12.50"}, headers=admin)).status_code == 200
     assert (await client.get(path)).json()["price"] == "12.50"
     assert (await client.get("/products", params=search)).json()["items"][0]["price"] == "12.50"
 
     await read_twice(client, path)
-    inventory = await client.put(f"{path}/inventory", json={"quantity": 3}, headers=ADMIN)
+    inventory = await client.put(f"{path}/inventory", json={"quantity": 3}, headers=admin)
     assert inventory.json()["availableQuantity"] == 3
     assert (await client.get(path)).json()["availableQuantity"] == 3
 
     await read_twice(client, path)
     await read_twice(client, "/products", **search)
-    assert (await client.delete(path, headers=ADMIN)).status_code == 204
+    assert (await client.delete(path, headers=admin)).status_code == 204
     assert (await client.get(path)).json()["active"] is False
     assert (await client.get("/products", params=search)).json()["total"] == 0
 
@@ -119,16 +123,16 @@ async def test_every_kind_of_write_is_visible_at_once(catalog):
         f"{product['sku']},Imported Board,back again,kitchen,19.00,EUR,true\n"
     )
     imported = await client.post(
-        "/products/import", content=csv_body, headers=ADMIN | {"Content-Type": "text/csv"}
+        "/products/import", content=csv_body, headers=admin | {"Content-Type": "text/csv"}
     )
     assert imported.json()["updated"] == 1
     fresh = (await client.get(path)).json()
     assert (fresh["name"], fresh["price"], fresh["active"]) == ("Imported Board", "19.00", True)
 
 
-async def test_redis_stopped_reads_still_answer(catalog):
+async def test_redis_stopped_reads_still_answer(catalog, admin):
     _, client = catalog
-    product = await create(client)
+    product = await create(client, admin)
     path = f"/products/{product['id']}"
     await read_twice(client, path)
     await asyncio.to_thread(
@@ -141,7 +145,7 @@ async def test_redis_stopped_reads_still_answer(catalog):
         listing = await client.get("/products", params={"search": product["sku"].split("-")[1]})
         assert listing.json()["total"] == 1
         patched = await client.patch(
-            path, json={"name": "Written while Redis is down"}, headers=ADMIN
+            path, json={"name": "Written while Redis is down"}, headers=admin
         )
         assert patched.status_code == 200
         assert (await client.get(path)).json()["name"] == "Written while Redis is down"
@@ -156,17 +160,17 @@ async def test_redis_stopped_reads_still_answer(catalog):
     assert (await client.get(path)).json()["name"] == "Written while Redis is down"
 
 
-async def test_inventory_updated_is_emitted_once_per_change(catalog):
+async def test_inventory_updated_is_emitted_once_per_change(catalog, admin):
     app, client = catalog
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
         probe = await channel.declare_queue(exclusive=True)
         await probe.bind("ecommerce.events", routing_key="inventory.updated")
-        product = await create(client, quantity=0)
+        product = await create(client, admin, quantity=0)
         path = f"/products/{product['id']}/inventory"
         for quantity in (7, 7, 9, 9):
-            response = await client.put(path, json={"quantity": quantity}, headers=ADMIN)
+            response = await client.put(path, json={"quantity": quantity}, headers=admin)
             assert response.status_code == 200
 
         async with app.state.sessionmaker() as session:
@@ -193,9 +197,9 @@ async def test_inventory_updated_is_emitted_once_per_change(catalog):
         assert [body["newQuantity"] for body in received] == [7, 9]
 
 
-async def test_import_reports_each_bad_row_and_imports_the_rest(catalog):
+async def test_import_reports_each_bad_row_and_imports_the_rest(catalog, admin):
     _, client = catalog
-    existing = await create(client)
+    existing = await create(client, admin)
     tag = uuid.uuid4().hex[:8]
     csv_body = "\n".join(
         [
@@ -211,7 +215,7 @@ async def test_import_reports_each_bad_row_and_imports_the_rest(catalog):
         ]
     )
     response = await client.post(
-        "/products/import", content=csv_body, headers=ADMIN | {"Content-Type": "text/csv"}
+        "/products/import", content=csv_body, headers=admin | {"Content-Type": "text/csv"}
     )
     assert response.status_code == 200, response.text
     result = response.json()
@@ -237,7 +241,7 @@ async def test_import_reports_each_bad_row_and_imports_the_rest(catalog):
     assert updated["availableQuantity"] == existing["availableQuantity"]  # stock untouched
 
 
-async def test_import_takes_json_lines_and_refuses_other_formats(catalog):
+async def test_import_takes_json_lines_and_refuses_other_formats(catalog, admin, customer):
     _, client = catalog
     tag = uuid.uuid4().hex[:8]
     lines = [
@@ -249,19 +253,19 @@ async def test_import_takes_json_lines_and_refuses_other_formats(catalog):
     response = await client.post(
         "/products/import",
         content="\n".join(lines),
-        headers=ADMIN | {"Content-Type": "application/x-ndjson"},
+        headers=admin | {"Content-Type": "application/x-ndjson"},
     )
     result = response.json()
     assert (result["created"], result["rejected"]) == (1, 3)
     assert [e["line"] for e in result["errors"]] == [2, 3, 4]
 
     other = await client.post(
-        "/products/import", content="<xml/>", headers=ADMIN | {"Content-Type": "application/xml"}
+        "/products/import", content="<xml/>", headers=admin | {"Content-Type": "application/xml"}
     )
     assert other.status_code == 415
     assert error_of(other)["code"] == "unsupported_media_type"
     customer = await client.post(
-        "/products/import", content="sku\n", headers=bearer() | {"Content-Type": "text/csv"}
+        "/products/import", content="sku\n", headers=customer | {"Content-Type": "text/csv"}
     )
     assert customer.status_code == 403
 
@@ -281,33 +285,33 @@ async def test_import_takes_json_lines_and_refuses_other_formats(catalog):
         ({"imageUrl": "not a url"}, "imageUrl"),
     ],
 )
-async def test_invalid_products_are_422_and_change_nothing(catalog, overrides, field):
+async def test_invalid_products_are_422_and_change_nothing(catalog, overrides, field, admin):
     _, client = catalog
     body = new_product(**overrides)
-    response = await client.post("/products", json=body, headers=ADMIN)
+    response = await client.post("/products", json=body, headers=admin)
     assert response.status_code == 422
     assert field in {d["field"] for d in error_of(response)["details"]}
     assert (await client.get("/products", params={"search": body["sku"]})).json()["total"] == 0
 
 
-async def test_writes_need_an_admin_and_a_free_sku(catalog):
+async def test_writes_need_an_admin_and_a_free_sku(catalog, admin, customer):
     _, client = catalog
-    product = await create(client)
-    customer = await client.post("/products", json=new_product(), headers=bearer())
-    assert customer.status_code == 403
+    product = await create(client, admin)
+    as_customer = await client.post("/products", json=new_product(), headers=customer)
+    assert as_customer.status_code == 403
     anonymous = await client.post("/products", json=new_product())
     assert anonymous.status_code == 401
-    duplicate = await client.post("/products", json=new_product(sku=product["sku"]), headers=ADMIN)
+    duplicate = await client.post("/products", json=new_product(sku=product["sku"]), headers=admin)
     assert duplicate.status_code == 409
     assert error_of(duplicate)["code"] == "sku_taken"
-    other = await create(client)
+    other = await create(client, admin)
     clash = await client.patch(
-        f"/products/{other['id']}", json={"sku": product["sku"]}, headers=ADMIN
+        f"/products/{other['id']}", json={"sku": product["sku"]}, headers=admin
     )
     assert clash.status_code == 409
-    null = await client.patch(f"/products/{other['id']}", json={"price": None}, headers=ADMIN)
+    null = await client.patch(f"/products/{other['id']}", json={"price": None}, headers=admin)
     assert null.status_code == 422
-    missing = await client.patch(f"/products/{uuid.uuid4()}", json={"name": "x"}, headers=ADMIN)
+    missing = await client.patch(f"/products/{uuid.uuid4()}", json={"name": "x"}, headers=admin)
     assert missing.status_code == 404
 
 

@@ -46,7 +46,7 @@ def test_a_body_missing_a_field_is_rejected():
 
 def test_every_event_type_has_a_unique_routing_key():
     keys = [cls.routing_key for cls in EVENT_TYPES.values()]
-    assert len(keys) == len(set(keys)) == 9
+    assert len(keys) == len(set(keys)) == 10
     assert EVENT_TYPES["OrderCreated"].routing_key == "order.created"
 
 

@@ -62,9 +62,14 @@ SERVICES = {
 AUTOSCALED = {"product-service", "order-service", "payment-service"}
 SHARED_ENV = {"AMQP_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
 USES_REDIS = {"user-service", "product-service", "cart-service"}
+# Every service but user-service checks tokens against it.
+_USERS = {"USER_SERVICE_URL": "http://user-service:8000"}
 PEER_ENV = {
-    "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000"},
-    "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8000"},
+    "product-service": _USERS,
+    "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000", **_USERS},
+    "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8000", **_USERS},
+    "payment-service": _USERS,
+    "notification-service": _USERS,
 }
 PROVIDER_SECRETS = {
     "payment-service": {"STRIPE_API_KEY"},

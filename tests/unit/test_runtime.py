@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -11,7 +12,15 @@ from fastapi.testclient import TestClient
 from jose import jwt
 from pydantic import BaseModel, SecretStr
 
-from shared_runtime.auth import Claims, CurrentUser, create_access_token, decode_access_token
+from shared_runtime.auth import (
+    Claims,
+    CurrentUser,
+    TokenState,
+    TokenStates,
+    TokenStateUnavailable,
+    create_access_token,
+    decode_access_token,
+)
 from shared_runtime.errors import ApiError, install_error_handlers
 from shared_runtime.logs import REDACTED, redact_secrets
 from shared_runtime.observability import RequestContextMiddleware
@@ -47,7 +56,7 @@ def test_token_round_trip_carries_the_design_claims():
     original = claims("admin")
     token = create_access_token(original, SECRET, 3600)
     payload = jwt.get_unverified_claims(token)
-    assert set(payload) == {"sub", "email", "fullName", "role", "iat", "exp"}
+    assert set(payload) == {"sub", "email", "fullName", "role", "tokenVersion", "iat", "exp"}
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert payload["exp"] - payload["iat"] == 3600
     assert decode_access_token(token, SECRET) == original
@@ -84,9 +93,18 @@ class Item(BaseModel):
     quantity: int
 
 
+# The accounts small_app's token check knows (user_service's answers, in the real system).
+ACCOUNTS: dict[uuid.UUID, TokenState] = {}
+
+
+async def known_account(user_id: uuid.UUID) -> TokenState | None:
+    return ACCOUNTS.get(user_id)
+
+
 def small_app() -> FastAPI:
     app = FastAPI()
     app.state.settings = type("S", (), {"jwt_secret": SecretStr(SECRET)})()
+    app.state.token_states = TokenStates(known_account, fresh_s=0)
     app.add_middleware(RequestContextMiddleware, service_name="unit")
     install_error_handlers(app)
 
@@ -140,13 +158,68 @@ def test_every_error_has_the_one_shape_and_no_stack_trace():
     assert "hunter2" not in boom.text and "Traceback" not in boom.text
 
 
-def test_current_user_dependency_reads_the_bearer_token():
+def test_current_user_dependency_reads_the_bearer_token_of_a_current_account():
     client = TestClient(small_app())
     user = claims()
-    token = create_access_token(user, SECRET, 60)
-    ok = client.get("/mine", headers={"Authorization": f"Bearer {token}"})
+    ACCOUNTS[user.sub] = TokenState(token_version=0, active=True)
+    token = {"Authorization": f"Bearer {create_access_token(user, SECRET, 60)}"}
+    ok = client.get("/mine", headers=token)
     assert ok.json() == {"sub": str(user.sub)}
     assert client.get("/mine").status_code == 401
+
+    for state, message in [
+        (TokenState(token_version=1, active=True), "revoked"),  # password changed since
+        (TokenState(token_version=0, active=False), "deactivated"),
+        (None, "no longer exists"),
+    ]:
+        if state is None:
+            del ACCOUNTS[user.sub]
+        else:
+            ACCOUNTS[user.sub] = state
+        refused = client.get("/mine", headers=token)
+        assert refused.status_code == 401
+        assert error_of(refused)["code"] == "token_revoked"
+        assert message in error_of(refused)["message"]
+
+
+def error_of_api(error: ApiError) -> tuple[int, str]:
+    return error.status_code, error.code
+
+
+async def test_token_states_ask_once_per_account_and_serve_what_they_know_when_it_cannot():
+    asked: list[uuid.UUID] = []
+    answer: dict[str, object] = {"state": TokenState(3, True)}
+
+    async def fetch(user_id: uuid.UUID) -> TokenState | None:
+        asked.append(user_id)
+        await asyncio.sleep(0.01)
+        if isinstance(answer["state"], Exception):
+            raise answer["state"]
+        return answer["state"]  # type: ignore[return-value]
+
+    states = TokenStates(fetch, fresh_s=60, stale_s=60)
+    user = uuid.uuid4()
+    results = await asyncio.gather(*(states.state(user) for _ in range(20)))
+    assert results == [TokenState(3, True)] * 20 and asked == [user]  # one question for all
+    assert await states.state(user) == TokenState(3, True) and asked == [user]  # still fresh
+
+    # A token newer than what is known (a password just changed) makes it ask again at once.
+    answer["state"] = TokenState(4, True)
+    newer = Claims(sub=user, email="a@example.com", full_name="A", token_version=4)
+    await states.check(newer)
+    assert asked == [user, user]
+    with pytest.raises(ApiError) as older:
+        await states.check(newer.model_copy(update={"token_version": 3}))
+    assert error_of_api(older.value) == (401, "token_revoked") and asked == [user, user]
+
+    stale = TokenStates(fetch, fresh_s=0, stale_s=60)
+    answer["state"] = TokenState(4, True)
+    assert await stale.state(user) == TokenState(4, True)
+    answer["state"] = TokenStateUnavailable("user_service down")
+    assert await stale.state(user) == TokenState(4, True)  # known, so it still serves
+    with pytest.raises(ApiError) as unknown:
+        await stale.state(uuid.uuid4())  # never seen: cannot be checked
+    assert unknown.value.status_code == 503
 
 
 def test_request_id_is_kept_or_made():

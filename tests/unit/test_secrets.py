@@ -18,7 +18,7 @@ from shared_runtime.settings import ConfigurationError, ServiceSettings, secret_
 ROOT = Path(__file__).resolve().parents[2]
 # Shapes of real provider credentials and keys.
 CREDENTIAL = re.compile(
-    r"sk_(live|test)_[A-Za-z0-9]{16,}|rk_live_|AKIA[0-9A-Z]{16}|SG\.[A-Za-z0-9_-]{20,}\.|"
+    r"sk_(live|test)_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}|SG\.[A-Za-z0-9_-]{20,}\.|"
     r"BEGIN [A-Z ]*PRIVATE KEY|AC[0-9a-f]{32}"
 )
 # A secret-looking name given a literal value in a deployment or settings file.

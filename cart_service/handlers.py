@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from cart_service.domain import Carts
 from shared_events.consumer import EventContext, Handler
-from shared_events.events import Event, OrderCreated
+from shared_events.events import Event, OrderCreated, UserDeleted
 
 log = structlog.get_logger(__name__)
 
@@ -23,4 +23,9 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
         removed = await carts.remove_ordered(event.id, event.user_id, lines)
         log.info("cart_lines_ordered", order_id=str(event.order_id), first_time=removed)
 
-    return {OrderCreated: on_order_created}
+    async def on_user_deleted(_: Any, event: UserDeleted, context: EventContext) -> None:
+        """The account is gone: so is its cart (its lines name products, nothing personal
+        stays)."""
+        await carts.clear(event.user_id)
+
+    return {OrderCreated: on_order_created, UserDeleted: on_user_deleted}

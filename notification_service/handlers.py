@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -27,7 +28,15 @@ from shared_events.events import (
     OrderCreated,
     OrderShipped,
     PaymentProcessed,
+    UserDeleted,
     UserRegistered,
+)
+from shared_events.store import (
+    ERASED_EMAIL,
+    ERASED_NAME,
+    erase_from_outbox,
+    is_erased,
+    record_erasure,
 )
 
 log = structlog.get_logger(__name__)
@@ -57,6 +66,11 @@ class Notifier:
         The consumer's inbox already drops a redelivered event; the unique delivery row
         (event, channel, template) is the second lock on the door.
         """
+        if await is_erased(session, user_id):
+            # An event published before the account was deleted, delivered after: no message
+            # to a person who asked to be forgotten, and no record of one.
+            log.info("message_skipped_erased", channel=channel, template=template)
+            return
         already = await session.scalar(
             select(Delivery.id).where(
                 Delivery.event_id == event.id,
@@ -111,6 +125,8 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     async def on_user_registered(
         session: AsyncSession, event: UserRegistered, context: EventContext
     ) -> None:
+        if await is_erased(session, event.user_id):  # deleted before this arrived
+            return
         await session.execute(
             insert(Contact)
             .values(
@@ -217,8 +233,23 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
                 context=context,
             )
 
+    async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
+        """The contact goes; the delivery log keeps what was sent and when, to no one."""
+        await record_erasure(session, event.user_id)
+        await session.execute(sa.delete(Contact).where(Contact.user_id == event.user_id))
+        await session.execute(
+            sa.update(Delivery)
+            .where(Delivery.user_id == event.user_id)
+            .values(
+                recipient=sa.case((Delivery.channel == "email", ERASED_EMAIL), else_=ERASED_NAME),
+                subject=ERASED_NAME,
+            )
+        )
+        await erase_from_outbox(session, event.user_id)
+
     return {
         UserRegistered: on_user_registered,
+        UserDeleted: on_user_deleted,
         OrderCreated: on_order_created,
         OrderConfirmed: on_order_confirmed,
         OrderCancelled: on_order_cancelled,

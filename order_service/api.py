@@ -20,7 +20,7 @@ from order_service.saga import advance, lock_order, record
 from order_service.schemas import OrderOut, OrderPage, PlaceOrder, ShipOrder
 from shared_events.events import OrderCreated
 from shared_events.events import OrderLine as EventLine
-from shared_events.store import add_event
+from shared_events.store import add_event, is_erased
 from shared_runtime.auth import AdminUser, Claims, CurrentUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
@@ -147,6 +147,8 @@ async def place_order(
     existing = await _existing(session, user, idempotency_key)
     if existing is not None:
         return JSONResponse(order_out(existing).model_dump(mode="json", by_alias=True), 202)
+    if await is_erased(session, user.user_id):  # deleted in the seconds before its token expired
+        raise ApiError(401, "token_revoked", "This account no longer exists.")
 
     settings = request.app.state.settings
     lines, currency = await _priced_lines(request.app.state.peers, request.headers["authorization"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from order_service.domain import (
     out_of_stock_reason,
     payment_declined_reason,
 )
+from order_service.models import Order
 from order_service.saga import advance, lock_order, record
 from shared_events.consumer import EventContext, Handler
 from shared_events.events import (
@@ -24,7 +26,9 @@ from shared_events.events import (
     PaymentProcessed,
     StockReservationFailed,
     StockReserved,
+    UserDeleted,
 )
+from shared_events.store import ERASED_EMAIL, erase_from_outbox, record_erasure
 
 log = structlog.get_logger(__name__)
 
@@ -71,9 +75,28 @@ async def on_payment_processed(
     await _apply(session, event, PaymentWasDeclined(reason), details)
 
 
+async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
+    """Orders stay for the shop's accounts, with no one in them: the e-mail and the shipping
+    address (name, street, city, postcode) go; the country stays (taxes). Orders placed in the
+    seconds before the deletion settled are refused (the tombstone)."""
+    await record_erasure(session, event.user_id)
+    await session.execute(
+        sa.update(Order)
+        .where(Order.user_id == event.user_id)
+        .values(
+            user_email=ERASED_EMAIL,
+            shipping_address=sa.func.jsonb_build_object(
+                "erased", True, "country", Order.shipping_address["country"].astext
+            ),
+        )
+    )
+    await erase_from_outbox(session, event.user_id)
+
+
 def build_handlers(_: FastAPI) -> dict[type[Event], Handler]:
     return {
         StockReserved: on_stock_reserved,
         StockReservationFailed: on_stock_reservation_failed,
         PaymentProcessed: on_payment_processed,
+        UserDeleted: on_user_deleted,
     }

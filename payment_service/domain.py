@@ -17,8 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.models import Payment
 from payment_service.providers import PaymentProvider
-from shared_events.events import OrderCancelled, OrderCreated, OrderShipped, PaymentProcessed
-from shared_events.store import add_event
+from shared_events.events import (
+    OrderCancelled,
+    OrderCreated,
+    OrderShipped,
+    PaymentProcessed,
+    UserDeleted,
+)
+from shared_events.store import (
+    ERASED_EMAIL,
+    add_event,
+    erase_from_outbox,
+    is_erased,
+    record_erasure,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +61,9 @@ async def authorise(session: AsyncSession, provider: PaymentProvider, event: Ord
         currency=event.currency,
         payment_method_id=event.payment_method_id,
     )
-    payment.user_email = event.user_email
+    # An order placed just before its customer deleted the account is still paid for, by no one.
+    email = ERASED_EMAIL if await is_erased(session, event.user_id) else event.user_email
+    payment.user_email = email
     payment.amount = event.total_amount
     payment.currency = event.currency
     payment.provider = provider.name
@@ -67,7 +81,7 @@ async def authorise(session: AsyncSession, provider: PaymentProvider, event: Ord
             reason=result.reason,
             decline_code=result.decline_code,
             user_id=event.user_id,
-            user_email=event.user_email,
+            user_email=email,
         ),
         correlation_id=event.order_id,
     )
@@ -96,3 +110,12 @@ async def capture(session: AsyncSession, provider: PaymentProvider, event: Order
     elif payment.status != "captured":
         # Only a confirmed order ships, and it is confirmed only after the authorisation.
         raise LookupError(f"no authorised payment to capture for order {event.order_id}")
+
+
+async def erase_customer(session: AsyncSession, event: UserDeleted) -> None:
+    """Payments stay for the accounts (amounts, provider ids), with no e-mail in them."""
+    await record_erasure(session, event.user_id)
+    await session.execute(
+        sa.update(Payment).where(Payment.user_id == event.user_id).values(user_email=ERASED_EMAIL)
+    )
+    await erase_from_outbox(session, event.user_id)

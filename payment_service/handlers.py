@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payment_service import domain
 from payment_service.providers import PaymentProvider
 from shared_events.consumer import EventContext, Handler
-from shared_events.events import Event, OrderCancelled, OrderCreated, OrderShipped
+from shared_events.events import Event, OrderCancelled, OrderCreated, OrderShipped, UserDeleted
 
 
 def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
@@ -25,8 +25,12 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     async def on_order_shipped(session: AsyncSession, event: OrderShipped, _: EventContext) -> None:
         await domain.capture(session, provider, event)
 
+    async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
+        await domain.erase_customer(session, event)
+
     return {
         OrderCreated: on_order_created,
         OrderCancelled: on_order_cancelled,
         OrderShipped: on_order_shipped,
+        UserDeleted: on_user_deleted,
     }

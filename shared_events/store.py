@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared_events.events import Event
@@ -47,6 +47,17 @@ inbox = sa.Table(
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column(
         "processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    ),
+)
+
+# The people erased here (UserDeleted): the tombstone that makes a late event about them (one
+# published before the deletion, delivered after it) store or send nothing personal.
+erased_users = sa.Table(
+    "erased_users",
+    metadata,
+    sa.Column("user_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column(
+        "erased_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     ),
 )
 
@@ -99,6 +110,26 @@ async def erase_from_outbox(session: AsyncSession, user_id: uuid.UUID) -> None:
         ),
         {"erased": _ERASED_EVENT_FIELDS, "user_id": str(user_id)},
     )
+
+
+async def record_erasure(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(insert(erased_users).values(user_id=user_id).on_conflict_do_nothing())
+
+
+async def is_erased(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        sa.select(erased_users.c.user_id).where(erased_users.c.user_id == user_id)
+    )
+    return found is not None
+
+
+def create_erasure_table(op: Any) -> None:
+    """Called from a migration of each service that holds personal data."""
+    metadata.create_all(bind=op.get_bind(), tables=[erased_users])
+
+
+def drop_erasure_table(op: Any) -> None:
+    metadata.drop_all(bind=op.get_bind(), tables=[erased_users])
 
 
 def create_tables(op: Any) -> None:

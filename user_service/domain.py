@@ -112,6 +112,7 @@ async def confirm_password(throttle: LoginThrottle, user: User, password: str, i
     if not await verify_password(password, user.password_hash):
         await throttle.record_failure(user.email, ip)
         raise ApiError(403, "invalid_password", "The password is not correct.")
+    await throttle.record_success(user.email, ip)  # also: no counter keyed by the e-mail stays
 
 
 async def change_password(user: User, new: str) -> User:

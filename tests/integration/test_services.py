@@ -13,8 +13,8 @@ from prometheus_client import REGISTRY
 
 from notification_service.app import Settings as NotificationSettings
 from notification_service.app import create_app as create_notification_app
-from notification_service.models import Delivery
-from shared_events.events import UserRegistered
+from notification_service.models import Contact, Delivery
+from shared_events.events import UserDeleted, UserRegistered
 from shared_events.store import add_event
 from tests.fake_api import FakeApi, Reply
 from tests.support import (
@@ -127,6 +127,38 @@ async def test_welcome_email_is_retried_through_sendgrid_and_sent_once(sendgrid:
     assert mail["subject"] == "Welcome to Demo Shop, Ada Lovelace"
     assert mail["content"][0]["type"] == "text/plain"
     assert "Hello Ada Lovelace" in mail["content"][0]["value"]
+
+
+async def _inbox_has(app: Any, event_id: uuid.UUID) -> bool:
+    async with app.state.sessionmaker() as session:
+        found = await session.scalar(
+            sa.text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": event_id}
+        )
+        return bool(found)
+
+
+async def test_a_registration_delivered_after_the_deletion_stores_and_sends_nothing(
+    sendgrid: FakeSendGrid,
+):
+    """Events may arrive in any order: UserRegistered late, after UserDeleted, leaves neither
+    a contact nor a message (the erasure's tombstone)."""
+    sendgrid.failures_left = 0
+    app = create_notification_app(
+        notification_settings(sendgrid_api_key="SG.test-key", sendgrid_api_host=sendgrid.url)
+    )
+    user_id = uuid.uuid4()
+    deleted = UserDeleted(user_id=user_id)
+    late = UserRegistered(user_id=user_id, email="late@example.com", full_name="Late Comer")
+    async with running(app):
+        for event in (deleted, late):
+            async with app.state.sessionmaker() as session, session.begin():
+                await add_event(session, event)
+            await eventually(lambda e=event: _inbox_has(app, e.id), what=f"{event} handled")
+        async with app.state.sessionmaker() as session:
+            contact = await session.get(Contact, user_id)
+        assert contact is None
+        assert await deliveries_for(app, user_id) == []
+    assert sendgrid.requests == []
 
 
 async def _outbox_sent(app: Any) -> bool:

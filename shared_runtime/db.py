@@ -25,6 +25,9 @@ def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # A database error quotes no values (customers' e-mails and addresses) into messages,
+        # tracebacks or logs.
+        hide_parameters=True,
     )
 
 

@@ -139,11 +139,6 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", path=request.url.path)
-    return error_response(500, "internal_error", "Something went wrong on our side.")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -158,4 +153,4 @@ def install_error_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(store_error, _store_unavailable)
     app.add_exception_handler(sqlalchemy.exc.DataError, _data_error)
-    app.add_exception_handler(Exception, _unhandled_error)
+    # Anything else is answered 500 by shared_runtime.observability.RequestContextMiddleware.

@@ -10,16 +10,24 @@ from typing import Any
 import structlog
 
 REDACTED = "[REDACTED]"
+# Secrets, and the personal data a shop holds (e-mail, phone, name, address): never logged.
 _SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|token|authorization|api[_-]?key|card|cvc|cvv|pan|payment_?method",
+    r"pass(word)?|secret|token|authorization|api[_-]?key|card|cvc|cvv|pan|payment_?method"
+    r"|e-?mail|phone|address|recipient|full_?name",
     re.IGNORECASE,
 )
-# Bearer tokens, JWTs and card-like digit runs inside free text.
+# Inside free text (messages, tracebacks): bearer tokens, JWTs, card-like digit runs, e-mail
+# addresses, phone numbers, and the values that exceptions quote (pydantic's input_value,
+# SQL parameters), which can be anything a customer sent.
 _SECRET_TEXT = [
     re.compile(r"(?i)bearer\s+[A-Za-z0-9\-_.=]+"),
     re.compile(r"eyJ[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*"),
     # 13-19 digits, maybe grouped by spaces or dashes, not part of a longer id (a UUID).
     re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])"),
+    re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+"),
+    re.compile(r"(?<![\w+])\+\d[\d -]{6,18}\d(?!\w)"),
+    re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.MULTILINE),
+    re.compile(r"\[parameters: [^\n]*"),
 ]
 
 
@@ -40,7 +48,7 @@ def _is_secret_key(key: object) -> bool:
 
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: passwords, tokens and card data never reach a log line."""
+    """structlog processor: secrets and personal data never reach a log line."""
     return {k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()}
 
 

@@ -58,11 +58,13 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
@@ -70,6 +72,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, inside the request's log context (the line carries its request id),
+            # and not raised further: the server would close the connection after the answer,
+            # and the gateway's next request on that pooled connection would fail (a 502).
+            log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise  # half an answer is sent: only closing the connection can say so
+            await send_with_id(dict(_INTERNAL_ERROR_START))
+            await send_with_id(_INTERNAL_ERROR_BODY)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -86,6 +97,21 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.clear_contextvars()
+
+
+_INTERNAL_ERROR = (
+    b'{"error":{"code":"internal_error","message":"Something went wrong on our side.",'
+    b'"details":null}}'
+)
+_INTERNAL_ERROR_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
+    ],
+}
+_INTERNAL_ERROR_BODY: Message = {"type": "http.response.body", "body": _INTERNAL_ERROR}
 
 
 def _request_id_from(scope: Scope) -> str:

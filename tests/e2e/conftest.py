@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -63,20 +64,78 @@ def stack_command(command: str) -> None:
     subprocess.run([*STACK, command, *STACK_ARGS], check=True, cwd=ROOT, env=env)
 
 
+RUN_DIR = ROOT / ".run" / "test"
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password"
+# What the tests sent that no log line may hold: every password, e-mail, phone, name and
+# address line in a request body, and every token (collected by the gateway client below).
+PERSONAL_KEYS = {"email", "password", "currentPassword", "newPassword", "phone", "fullName"}
+PERSONAL_KEYS |= {"line1", "line2", "city", "postalCode", "accessToken"}
+SENT: set[str] = {ADMIN_EMAIL, ADMIN_PASSWORD}
+
+
+def _collect(value: object) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in PERSONAL_KEYS and isinstance(item, str) and len(item) >= 6:
+                SENT.add(item)
+            _collect(item)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item)
+
+
+async def _record_request(request: httpx.Request) -> None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        SENT.add(token)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            _collect(json.loads(request.content))
+        except ValueError:
+            pass
+
+
+async def _record_response(response: httpx.Response) -> None:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        await response.aread()
+        try:
+            _collect(response.json())
+        except ValueError:
+            pass
+
+
+def personal_data_in_logs() -> list[str]:
+    """Each log line of the test stack (services, gateway) holding something in SENT."""
+    needles = [value.lower() for value in SENT]
+    found = []
+    for log in sorted([*RUN_DIR.glob("logs/*.log"), *RUN_DIR.glob("nginx/*.log")]):
+        for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+            lowered = line.lower()
+            found += [f"{log.name}:{number}: {n[:12]}…" for n in needles if n in lowered]
+    return found
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[str]:
     stack_command("stop")
-    # Every run starts from empty databases (then migrations and the demo catalog).
+    # Every run starts from empty databases (then migrations and the demo catalog) and logs.
     asyncio.run(drop_databases([f"{name}{DB_SUFFIX}" for name in DATABASES]))
     redis.Redis.from_url(STACK_ENV["REDIS_URL"]).flushdb()
+    for log in [*RUN_DIR.glob("logs/*.log"), *RUN_DIR.glob("nginx/*.log")]:
+        log.unlink()
     stack_command("start")
     yield f"http://127.0.0.1:{GATEWAY_PORT}"
-    stack_command("stop")
+    stack_command("stop")  # nginx writes out its buffered access log
+    leaks = personal_data_in_logs()
+    assert not leaks, "personal data or secrets in the logs:\n" + "\n".join(leaks[:50])
 
 
 @pytest.fixture
 async def gateway(stack: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"{stack}/api/v1", timeout=10) as client:
+    hooks = {"request": [_record_request], "response": [_record_response]}
+    async with httpx.AsyncClient(
+        base_url=f"{stack}/api/v1", timeout=10, event_hooks=hooks
+    ) as client:
         yield client
 
 
@@ -84,7 +143,9 @@ async def gateway(stack: str) -> AsyncIterator[httpx.AsyncClient]:
 def admin_token(stack: str) -> str:
     """An administrator made with the real CLI, logged in through the gateway."""
     env = dict(os.environ, USER_DATABASE_URL=f"{PG}/users{DB_SUFFIX}", **STACK_ENV)
-    return make_admin_token(f"{stack}/api/v1", "admin@example.com", "admin-password", env)
+    token = make_admin_token(f"{stack}/api/v1", ADMIN_EMAIL, ADMIN_PASSWORD, env)
+    SENT.add(token)
+    return token
 
 
 USERS_DATABASE = f"users{DB_SUFFIX}"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from jose import jwt
 from pydantic import BaseModel, SecretStr
@@ -22,7 +23,7 @@ from shared_runtime.auth import (
     decode_access_token,
 )
 from shared_runtime.errors import ApiError, install_error_handlers
-from shared_runtime.logs import REDACTED, redact_secrets
+from shared_runtime.logs import REDACTED, configure_logging, redact_secrets
 from shared_runtime.observability import RequestContextMiddleware
 from tests.support import error_of
 
@@ -42,10 +43,38 @@ def test_passwords_tokens_and_card_numbers_are_redacted():
     assert clean["password"] == REDACTED
     assert clean["Authorization"] == REDACTED
     assert clean["body"]["cardNumber"] == REDACTED
-    assert clean["body"]["email"] == "a@example.com"
+    assert clean["body"]["email"] == REDACTED
     assert "4242" not in clean["note"]
     assert "eyJ" not in clean["event"]
     assert clean["user_id"] == event["user_id"]
+
+
+def test_personal_data_in_free_text_and_tracebacks_is_redacted():
+    traceback = (
+        "Traceback (most recent call last):\n"
+        "sqlalchemy.exc.IntegrityError: duplicate key\n"
+        "[SQL: INSERT INTO orders (user_email, shipping_address) VALUES ($1, $2)]\n"
+        "[parameters: ('ada@example.com', '{\"line1\": \"12 Analytical Row\"}')]\n"
+        "pydantic_core.ValidationError: 1 validation error for ShippingAddress\n"
+        "  Input should be a valid string [type=string_type, "
+        "input_value={'line1': '12 Analytical Row'}, input_type=dict]\n"
+        "RuntimeError: could not text +4915112345678 nor mail Ada.L+shop@Example.co.uk"
+    )
+    order_id = "5e0c6d1a-0000-4000-8000-000000000001"
+    event = {
+        "event": "unhandled_error",
+        "exception": traceback,
+        "path": f"/orders/{order_id}",
+        "shipping_address": {"line1": "12 Analytical Row"},
+        "recipient": "+4915112345678",
+        "status": 500,
+    }
+    clean = redact_secrets(None, "error", event)
+    text = repr(clean)
+    for personal in ("ada@example.com", "Analytical", "4915112345678", "Ada.L+shop"):
+        assert personal not in text, personal
+    assert clean["path"] == f"/orders/{order_id}" and clean["status"] == 500
+    assert "sqlalchemy.exc.IntegrityError" in clean["exception"]  # still says what failed
 
 
 def claims(role: str = "customer") -> Claims:
@@ -124,7 +153,34 @@ def small_app() -> FastAPI:
     async def mine(user: CurrentUser) -> dict:
         return {"sub": str(user.sub)}
 
+    @app.get("/peer")
+    async def peer(request: Request) -> dict:
+        assert request.client is not None
+        return {"port": request.client.port}
+
     return app
+
+
+def test_an_unexpected_error_is_logged_with_its_request_id_and_no_personal_data(capsys):
+    configure_logging("unit")
+    app = small_app()
+
+    @app.get("/leaky")
+    async def leaky() -> None:
+        raise RuntimeError("cannot ship to Ada Lovelace <ada@example.com>, +4915112345678")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    answer = client.get("/leaky", headers={"X-Request-ID": "req-5001"})
+    assert answer.status_code == 500
+    assert error_of(answer)["code"] == "internal_error"
+    assert answer.headers["x-request-id"] == "req-5001"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    [error] = [line for line in lines if line["event"] == "unhandled_error"]
+    assert error["request_id"] == "req-5001" and error["path"] == "/leaky"
+    assert "RuntimeError" in error["exception"]
+    assert "ada@example.com" not in error["exception"] and "4915112345678" not in error["exception"]
+    [access] = [line for line in lines if line["event"] == "request"]
+    assert (access["request_id"], access["status"]) == ("req-5001", 500)
 
 
 def test_every_error_has_the_one_shape_and_no_stack_trace():

@@ -12,9 +12,14 @@ names are resolved through Docker's DNS at run time (``resolve``), so a service 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from shared_runtime.observability import REQUEST_ID_PATTERN  # noqa: E402
+
 DEFAULT_CORS = ["http://localhost:3000", "http://localhost:5173"]
 
 MAIN = """\
@@ -30,10 +35,11 @@ events {{
 
 http {{
 {temp_paths}
-    # X-Request-ID from the client when it sends one, else nginx's own.
+    # X-Request-ID from the client when it is a plain one ({request_id_pattern}), else
+    # nginx's own: a client cannot forge log lines or smuggle text through it.
     map $http_x_request_id $request_id_out {{
-        default $http_x_request_id;
-        "" $request_id;
+        "~^{request_id_pattern}$" $http_x_request_id;
+        default $request_id;
     }}
 
     # CORS: only the configured origins are echoed back.
@@ -121,6 +127,7 @@ def render_conf(
         )
     origins = "".join(f'        "{o}" $http_origin;\n' for o in (cors_origins or DEFAULT_CORS))
     return MAIN.format(
+        request_id_pattern=REQUEST_ID_PATTERN,
         pid=paths["pid"],
         error_log=paths["error_log"],
         daemon=paths["daemon"],

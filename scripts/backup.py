@@ -50,9 +50,21 @@ def _sha256(path: Path) -> str:
 
 
 def backup(target: Path, databases: list[str], keep: int) -> Path:
+    """Dumps hold password hashes, e-mails and addresses: readable by their owner only (every
+    file 0600, in folders 0700), from the moment they are created."""
+    previous = os.umask(0o077)
+    try:
+        return _backup(target, databases, keep)
+    finally:
+        os.umask(previous)
+
+
+def _backup(target: Path, databases: list[str], keep: int) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target.chmod(0o700)  # one made before, by an older version or by hand
     directory = target / stamp
-    directory.mkdir(parents=True, exist_ok=False)
+    directory.mkdir(mode=0o700, exist_ok=False)
     entries = []
     try:
         for database in databases:

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from shared_events.parking import list_parked, replay_parked
+from shared_events.parking import UnknownService, list_parked, replay_parked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,14 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--message-id", default=None, help="replay only this message")
     args = parser.parse_args(argv)
 
-    if args.action == "list":
-        parked = asyncio.run(list_parked(args.amqp_url, args.service, args.limit))
-        for message in parked:
-            print(json.dumps(dataclasses.asdict(message)))
-        print(f"{len(parked)} parked message(s) in {args.service}.parked", file=sys.stderr)
-    else:
-        count = asyncio.run(replay_parked(args.amqp_url, args.service, args.limit, args.message_id))
-        print(f"replayed {count} message(s) to {args.service}", file=sys.stderr)
+    try:
+        if args.action == "list":
+            parked = asyncio.run(list_parked(args.amqp_url, args.service, args.limit))
+            for message in parked:
+                print(json.dumps(dataclasses.asdict(message)))
+            print(f"{len(parked)} parked message(s) in {args.service}.parked", file=sys.stderr)
+        else:
+            done = asyncio.run(
+                replay_parked(args.amqp_url, args.service, args.limit, args.message_id)
+            )
+            print(
+                f"moved {done.moved} message(s) to {args.service}; "
+                f"{done.remaining} remain in {args.service}.parked",
+                file=sys.stderr,
+            )
+    except UnknownService as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

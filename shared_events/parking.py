@@ -35,6 +35,34 @@ def _describe(message: Any) -> ParkedMessage:
     )
 
 
+class UnknownService(Exception):
+    """No such service queue on the broker: a typo, or a service that never started here."""
+
+
+@dataclasses.dataclass
+class Replay:
+    moved: int
+    remaining: int
+
+
+async def _require_queues(connection: aio_pika.abc.AbstractConnection, service: str) -> int:
+    """The parked messages' count; refuses (declaring nothing) a service the broker does not
+    know. Passive declarations: a missing queue is an error, never created."""
+    for name in (service, parked_queue_name(service)):
+        channel = await connection.channel()
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            raise UnknownService(
+                f"no queue {name!r} on this broker: {service!r} is not a service that ran here"
+            ) from None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+    assert queue.declaration_result.message_count is not None
+    return queue.declaration_result.message_count
+
+
 async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[ParkedMessage]:
     """Read up to ``limit`` parked messages without removing them.
 
@@ -42,8 +70,9 @@ async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[Par
     """
     connection = await aio_pika.connect(amqp_url)
     try:
+        await _require_queues(connection, service)
         channel = await connection.channel()
-        queue = await channel.declare_queue(parked_queue_name(service), durable=True)
+        queue = await channel.get_queue(parked_queue_name(service), ensure=False)
         found = []
         for _ in range(limit):
             message = await queue.get(no_ack=False, fail=False)
@@ -58,15 +87,21 @@ async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[Par
 
 async def replay_parked(
     amqp_url: str, service: str, limit: int | None = None, message_id: str | None = None
-) -> int:
-    """Move parked messages back to the service queue with a fresh attempt count."""
+) -> Replay:
+    """Move parked messages back to the service queue with a fresh attempt count.
+
+    A message leaves the parking queue only after the broker confirmed it was routed to the
+    service queue (a mandatory publish, confirmed); one it could not route stays parked, and
+    the replay stops there.
+    """
     connection = await aio_pika.connect(amqp_url)
-    replayed = 0
+    moved = 0
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(parked_queue_name(service), durable=True)
+        await _require_queues(connection, service)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        queue = await channel.get_queue(parked_queue_name(service), ensure=False)
         skipped = []
-        while limit is None or replayed < limit:
+        while limit is None or moved < limit:
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 break
@@ -76,24 +111,30 @@ async def replay_parked(
             headers = dict(message.headers or {})
             headers[ATTEMPT_HEADER] = 1
             headers.pop(ERROR_HEADER, None)
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                    correlation_id=message.correlation_id,
-                    headers=headers,
-                    timestamp=message.timestamp,
-                ),
-                routing_key=service,
-            )
+            try:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body=message.body,
+                        content_type=message.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=message.message_id,
+                        type=message.type,
+                        correlation_id=message.correlation_id,
+                        headers=headers,
+                        timestamp=message.timestamp,
+                    ),
+                    routing_key=service,
+                    mandatory=True,
+                )
+            except (aio_pika.exceptions.PublishError, aio_pika.exceptions.DeliveryError):
+                await message.nack(requeue=True)
+                break
             await message.ack()
-            replayed += 1
+            moved += 1
         for message in skipped:
             await message.nack(requeue=True)
         await channel.close()
-        return replayed
+        remaining = await _require_queues(connection, service)
+        return Replay(moved=moved, remaining=remaining)
     finally:
         await connection.close()

@@ -51,6 +51,24 @@ async def test_one_request_id_follows_an_order_through_every_service(
     )
 
 
+async def test_only_a_plain_request_id_is_kept_and_the_returned_one_is_logged(gateway):
+    kept = f"order-{uuid.uuid4().hex}.retry_2"
+    answer = await gateway.get("/products", params={"pageSize": 1}, headers={"X-Request-ID": kept})
+    assert answer.headers["X-Request-ID"] == kept
+    for hostile in ["two words", "x" * 129, 'quote"d', "line\\nbreak", "ünï", "<script>"]:
+        answer = await gateway.get(
+            "/products", params={"pageSize": 1}, headers={"X-Request-ID": hostile.encode()}
+        )
+        made = answer.headers["X-Request-ID"]
+        assert made != hostile and len(made) == 32 and int(made, 16) >= 0, made
+        # The id the client got is the one the service logged the request under.
+        await eventually(
+            lambda made=made: asyncio.to_thread(services_logging, made),
+            until=lambda services: "product_service" in services,
+            what=f"{made} in product_service's log",
+        )
+
+
 async def test_cors_answers_configured_origins_only(gateway):
     allowed = await gateway.options(
         "/orders",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import uuid
@@ -59,6 +60,9 @@ def test_backup_change_wipe_restore_finds_everything_as_it_was(databases, tmp_pa
     for entry in manifest["databases"]:
         assert entry["bytes"] == (backup / entry["file"]).stat().st_size > 0
         assert len(entry["sha256"]) == 64
+    # Password hashes, e-mails, addresses: the owner's alone.
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == stat.S_IMODE(backup.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in backup.iterdir()} == {0o600}
 
     psql(databases[0], "UPDATE orders SET total = 0; DELETE FROM orders WHERE id > 100")
     psql("postgres", f'DROP DATABASE "{databases[1]}" WITH (FORCE)')

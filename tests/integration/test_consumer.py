@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 
+import aio_pika
 import asyncpg
+import pytest
 import sqlalchemy as sa
 
 from shared_events.bus import EventBus
-from shared_events.consumer import EventConsumer
+from shared_events.consumer import ERROR_HEADER, EventConsumer
 from shared_events.events import UserRegistered
-from shared_events.parking import list_parked, replay_parked
+from shared_events.parking import Replay, UnknownService, list_parked, replay_parked
 from shared_events.relay import OutboxRelay
 from shared_events.store import add_event
+from shared_events.topology import parked_queue_name
 from tests.integration.conftest import effects
-from tests.support import AMQP_URL, AMQP_VHOST, PG, eventually, rabbitmqctl
+from tests.support import AMQP_URL, AMQP_VHOST, PG, ROOT, eventually, rabbitmqctl
 
 
 def registered() -> UserRegistered:
@@ -141,7 +146,7 @@ async def test_always_failing_event_is_parked_and_the_consumer_goes_on(bus, sess
         assert len(await list_parked(AMQP_URL, service)) == 1
 
         fixed = True
-        assert await replay_parked(AMQP_URL, service) == 1
+        assert await replay_parked(AMQP_URL, service) == Replay(moved=1, remaining=0)
         rows = await eventually(
             lambda: effect_rows(sessionmaker), until=lambda rows: len(rows) == 6, timeout=10
         )
@@ -149,6 +154,52 @@ async def test_always_failing_event_is_parked_and_the_consumer_goes_on(bus, sess
         assert await list_parked(AMQP_URL, service) == []
     finally:
         await consumer.stop()
+
+
+def test_dlq_tools_refuse_a_service_that_does_not_exist_and_create_nothing():
+    ghost = f"no_such_service_{uuid.uuid4().hex[:6]}"
+    for action in ("list", "replay"):
+        result = subprocess.run(
+            [sys.executable, "-m", "shared_events", "--amqp-url", AMQP_URL, "dlq", action, ghost],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert f"{ghost!r} is not a service that ran here" in result.stderr
+    queues = rabbitmqctl("list_queues", "-p", AMQP_VHOST, "name")
+    assert ghost not in queues
+
+
+async def test_replay_moves_nothing_when_the_service_queue_is_gone(bus, sessionmaker, names):
+    async def handler(session, event, context):
+        raise ValueError("always fails")
+
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, handler, max_attempts=1)
+    await consumer.start()
+    try:
+        await publish(bus, registered())
+        await eventually(lambda: list_parked(AMQP_URL, service), until=lambda p: len(p) == 1)
+    finally:
+        await consumer.stop()
+    channel = await bus.connection.channel()
+    await channel.queue_delete(service)
+    await channel.close()
+    with pytest.raises(UnknownService):
+        await replay_parked(AMQP_URL, service)
+    [still] = await list_parked_raw(service)
+    assert "always fails" in still
+
+
+async def list_parked_raw(service: str) -> list[str]:
+    """The parked queue's messages, read without the tools (they refuse a half-gone service)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(parked_queue_name(service), ensure=False)
+        found = []
+        while (message := await queue.get(no_ack=False, fail=False)) is not None:
+            found.append(str((message.headers or {}).get(ERROR_HEADER, "")))
+        return found
 
 
 async def test_malformed_message_is_parked_at_once(bus, sessionmaker, names):

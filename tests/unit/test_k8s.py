@@ -600,6 +600,106 @@ def test_stateful_parts_keep_their_data_behind_headless_services(name):
     assert mounts[claim["metadata"]["name"]] == data_path
 
 
+# --- NetworkPolicies: who may reach whom --------------------------------------------------------
+
+
+def _peer_matches(peer: Doc, labels: dict[str, str], namespace: str) -> bool:
+    if "ipBlock" in peer:
+        return namespace == "internet"
+    namespaces = peer.get("namespaceSelector")
+    if namespaces is None:
+        in_namespace = namespace == NAMESPACE
+    else:
+        wanted = namespaces.get("matchLabels", {})
+        in_namespace = all(
+            {"kubernetes.io/metadata.name": namespace}.get(k) == v for k, v in wanted.items()
+        )
+    pods = peer.get("podSelector", {}).get("matchLabels", {})
+    return in_namespace and all(labels.get(k) == v for k, v in pods.items())
+
+
+def _rules_allow(rules: list[Doc], key: str, labels: dict[str, str], namespace: str, port: int):
+    for rule in rules:
+        peers = rule.get(key)
+        ports = rule.get("ports")
+        if ports is not None and port not in [p["port"] for p in ports]:
+            continue
+        if peers is None or any(_peer_matches(p, labels, namespace) for p in peers):
+            return True
+    return False
+
+
+def _policies_for(labels: dict[str, str], kind: str) -> list[Doc]:
+    return [
+        p["spec"]
+        for p in of_kind("NetworkPolicy").values()
+        if kind in p["spec"]["policyTypes"]
+        and all(
+            labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items()
+        )
+    ]
+
+
+def pod_labels_of(name: str) -> dict[str, str]:
+    if name in ("internet", "client"):
+        return {}
+    if name == "prometheus":
+        return {"app.kubernetes.io/name": "prometheus"}
+    return pod_labels(next(w for w in workloads() if w["metadata"]["name"] == name))
+
+
+def reaches(source: str, target: str, port: int) -> bool:
+    """Whether the policies let ``source`` open a connection to ``target`` on ``port`` (both
+    workloads of the namespace, or "client"/"internet" outside it, "prometheus" elsewhere)."""
+    src, dst = pod_labels_of(source), pod_labels_of(target)
+    src_ns = {"client": "internet", "internet": "internet", "prometheus": "monitoring"}.get(
+        source, NAMESPACE
+    )
+    dst_ns = "internet" if target == "internet" else NAMESPACE
+    egress_ok = src_ns != NAMESPACE or any(
+        _rules_allow(p.get("egress", []), "to", dst, dst_ns, port)
+        for p in _policies_for(src, "Egress")
+    )
+    ingress_ok = dst_ns != NAMESPACE or any(
+        _rules_allow(p.get("ingress", []), "from", src, src_ns, port)
+        for p in _policies_for(dst, "Ingress")
+    )
+    return egress_ok and ingress_ok
+
+
+def test_network_policies_deny_by_default_and_allow_only_what_each_part_needs():
+    [deny] = [p for p in of_kind("NetworkPolicy").values() if p["spec"]["podSelector"] == {}
+              and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}]  # fmt: skip
+    assert "ingress" not in deny["spec"] and "egress" not in deny["spec"]
+    with_db = {n for n, s in SERVICES.items() if s.database}
+    calls = {"cart-service": {"product-service"}, "order-service": {"cart-service"}}
+    services = set(SERVICES)
+    # Who may reach each workload's port, and nobody else may.
+    expected = {
+        ("gateway", 8080): {"client"},
+        ("postgres", 5432): with_db | {"migrate-users"},
+        ("redis", 6379): USES_REDIS,
+        ("rabbitmq", 5672): services,
+        ("rabbitmq", 15672): set(),
+    }
+    for name in services:
+        callers = {c for c, targets in calls.items() if name in targets}
+        if name == "user-service":  # every other service checks tokens against it
+            callers |= services - {"user-service"}
+        expected[(name, PORT)] = {"gateway", "prometheus", *callers}
+    sources = {"client", "prometheus", "gateway", "postgres", "redis", "rabbitmq", "migrate-users"}
+    sources |= services
+    for (target, port), allowed in expected.items():
+        reached = {s for s in sources if s != target and reaches(s, target, port)}
+        if target == "gateway":  # anyone, from anywhere
+            assert reached >= allowed, reached
+            continue
+        assert reached == allowed, f"{target}:{port} reached by {sorted(reached)}"
+    # Out of the namespace: only payment and notification, to their providers' HTTPS APIs.
+    to_internet = {s for s in sources if reaches(s, "internet", 443)}
+    assert to_internet == {"client", "prometheus", "payment-service", "notification-service"}
+
+
 # --- the gateway -----------------------------------------------------------------------------
 
 

@@ -58,6 +58,13 @@ http {{
         default "600";
         "" "";
     }}
+    # HSTS on answers that reached the client over HTTPS: here (TLS), or at a proxy in front
+    # (an Ingress) that says so.
+    map "$https:$http_x_forwarded_proto" $hsts {{
+        default "";
+        "~^on:" "max-age=63072000; includeSubDomains";
+        "~:https$" "max-age=63072000; includeSubDomains";
+    }}
     map $status $retry_after {{
         default "";
         429 "1";
@@ -78,13 +85,53 @@ http {{
     sendfile on;
     keepalive_timeout 65;
     server_tokens off;
-{resolver}
+{resolver}{real_ip}
 {upstreams}
+{servers}}}
+"""
+
+PLAIN_SERVER = """\
     server {{
         listen {listen};
         include {routes};
     }}
-}}
+"""
+
+# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 chooses its own).
+TLS_CIPHERS = ":".join(
+    f"ECDHE-{key}-{cipher}"
+    for cipher in ("AES128-GCM-SHA256", "AES256-GCM-SHA384", "CHACHA20-POLY1305")
+    for key in ("ECDSA", "RSA")
+)
+
+# TLS at the gateway: modern protocols only, the operator's certificate, and plain HTTP only
+# to redirect to HTTPS.
+TLS_SERVERS = """\
+    server {{
+        listen {listen};
+        server_name _;
+        server_tokens off;
+        location = /health {{
+            default_type application/json;
+            return 200 '{{"status":"healthy"}}';
+        }}
+        location / {{
+            return 308 https://$host$request_uri;
+        }}
+    }}
+
+    server {{
+        listen {tls_listen} ssl;
+        ssl_certificate {tls_dir}/tls.crt;
+        ssl_certificate_key {tls_dir}/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {tls_ciphers};
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:tls:10m;
+        ssl_session_timeout 1d;
+        ssl_session_tickets off;
+        include {routes};
+    }}
 """
 
 
@@ -99,7 +146,13 @@ def render_conf(
     api_rate: str = "100r/s",
     auth_rate: str = "10r/s",
     cors_origins: list[str] | None = None,
+    tls_listen: str | None = None,
+    tls_dir: str | None = None,
+    real_ip_from: list[str] | None = None,
 ) -> str:
+    """``tls_listen`` (with ``tls_dir`` holding tls.crt and tls.key): HTTPS there, and
+    ``listen`` only redirects to it. ``real_ip_from``: proxies in front (an Ingress) whose
+    X-Forwarded-For names the client, for the rate limits and X-Real-IP."""
     if container:
         paths = {"pid": "/tmp/nginx.pid", "error_log": "/dev/stderr", "daemon": "off"}
         paths |= {"access_log": "/dev/stdout", "access_log_buffer": "", "temp": "/tmp"}
@@ -126,6 +179,19 @@ def render_conf(
             "        keepalive 32;\n        keepalive_timeout 4s;\n    }\n"
         )
     origins = "".join(f'        "{o}" $http_origin;\n' for o in (cors_origins or DEFAULT_CORS))
+    if tls_listen:
+        server_blocks = TLS_SERVERS.format(
+            listen=listen,
+            tls_listen=tls_listen,
+            tls_dir=tls_dir,
+            tls_ciphers=TLS_CIPHERS,
+            routes=routes,
+        )
+    else:
+        server_blocks = PLAIN_SERVER.format(listen=listen, routes=routes)
+    real_ip = "".join(f"    set_real_ip_from {cidr};\n" for cidr in real_ip_from or [])
+    if real_ip:
+        real_ip += "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
     return MAIN.format(
         request_id_pattern=REQUEST_ID_PATTERN,
         pid=paths["pid"],
@@ -138,9 +204,9 @@ def render_conf(
         access_log=paths["access_log"],
         access_log_buffer=paths["access_log_buffer"],
         resolver=f"    resolver {resolver} valid=5s ipv6=off;\n" if resolver else "",
+        real_ip=real_ip,
         upstreams="".join(blocks),
-        listen=listen,
-        routes=routes,
+        servers=server_blocks,
     )
 
 
@@ -175,7 +241,8 @@ COMPOSE_SERVICES = [
 
 
 def compose_conf() -> str:
-    """nginx/compose.conf: Docker DNS names, resolved at run time, logs to stdout."""
+    """nginx/compose.conf: Docker DNS names, resolved at run time, logs to stdout; HTTPS on
+    8443 with the operator's certificate (nginx/tls/), 8080 redirecting to it."""
     return render_conf(
         listen="8080",
         upstreams={s: [f"{s.replace('_', '-')}:8000"] for s in COMPOSE_SERVICES},
@@ -183,6 +250,8 @@ def compose_conf() -> str:
         run_dir=None,
         container=True,
         resolver="127.0.0.11",
+        tls_listen="8443",
+        tls_dir="/etc/nginx/tls",
     )
 
 

@@ -464,7 +464,7 @@ def test_infrastructure_images_ports_and_settings():
     assert "-Xmx" in es_env["ES_JAVA_OPTS"]
 
     expected_ports = {
-        "gateway": "8080",
+        "gateway": "80",
         "postgres-users": "5432",
         "postgres-products": "5433",
         "postgres-orders": "5434",
@@ -498,6 +498,11 @@ def test_the_gateway_runs_the_compose_config():
     if re.search(r"^\s*daemon\s+off;", conf, re.M):
         assert "-g" not in command(gateway) and command(gateway)
     assert re.search(r"^\s*resolver\s+127\.0\.0\.11\b", conf, re.M), "Docker's DNS"
+    # HTTPS with the operator's certificate; plain HTTP only redirects.
+    assert mounts["/etc/nginx/tls"].removeprefix("./") == "nginx/tls"
+    assert "listen 8443 ssl;" in conf and "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert "ssl_certificate /etc/nginx/tls/tls.crt;" in conf
+    assert "return 308 https://$host$request_uri;" in conf
     upstreams = dict(re.findall(r"upstream\s+(\w+)\s*\{([^}]*)\}", conf))
     used = set(re.findall(r"proxy_pass\s+http://(\w+)", NGINX_ROUTES.read_text()))
     assert used <= set(upstreams), f"routes.conf uses undefined upstreams {used - set(upstreams)}"

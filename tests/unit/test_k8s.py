@@ -92,6 +92,7 @@ STATEFUL = {
 # The placeholder until the ConfigMap names the shop's own origins.
 GATEWAY_CORS_ORIGINS = ["https://shop.example.com"]
 GATEWAY_CONFIG_DIR = "/etc/nginx/gateway"
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 GATEWAY_WORKERS = 2  # the gateway container's CPU limit
 
 
@@ -226,6 +227,8 @@ def gateway_files() -> dict[str, str]:
         run_dir=None,
         container=True,
         cors_origins=current_cors_origins(),
+        # The Ingress controller in front: its X-Forwarded-For names the client.
+        real_ip_from=PRIVATE_RANGES,
     )
     # "auto" would start one worker per CPU of the node, whatever the container's limit.
     conf = conf.replace("worker_processes auto;", f"worker_processes {GATEWAY_WORKERS};")
@@ -732,9 +735,29 @@ def test_gateway_deployment_and_service():
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"]["path"] == "/health"
     service = of_kind("Service")["gateway"]
-    # The client's own address reaches nginx: per-address rate limits and login throttling.
-    assert service["spec"]["type"] == "LoadBalancer"
-    assert service["spec"]["externalTrafficPolicy"] == "Local"
+    assert service["spec"]["type"] == "ClusterIP"  # reached through the Ingress only
+    # The client's own address reaches nginx through the Ingress's X-Forwarded-For, trusted
+    # from the cluster's private ranges only: per-address rate limits and login throttling.
+    conf = of_kind("ConfigMap")["gateway-nginx"]["data"]["nginx.conf"]
+    assert re.findall(r"set_real_ip_from (\S+);", conf) == PRIVATE_RANGES
+    assert "real_ip_header X-Forwarded-For;" in conf
+
+
+def test_the_ingress_serves_https_to_the_gateway():
+    [ingress] = of_kind("Ingress").values()
+    [tls] = ingress["spec"]["tls"]
+    assert tls["secretName"] == "ecommerce-tls" and tls["hosts"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/ssl-protocols"] == "TLSv1.2 TLSv1.3"
+    assert "cert-manager.io/cluster-issuer" in (K8S / "55-ingress.yaml").read_text()
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] in tls["hosts"]
+    [path] = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    assert backend["name"] == "gateway" and backend["port"]["name"] == "http"
+    # Imports of up to 200 MB pass the Ingress as they pass the gateway.
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "200m"
 
 
 def test_gateway_config_passes_nginx_t(tmp_path):

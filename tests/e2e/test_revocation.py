@@ -3,12 +3,19 @@ issued before, in every service, within a few seconds, and a Redis restart bring
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import contextlib
+import io
+import re
 import subprocess
+import tokenize
 import uuid
 
 import httpx
+from jose import jwt
 
+from shared_runtime.auth import Claims, create_access_token
 from tests.e2e.test_accounts import login, new_email, register
 from tests.support import ROOT, bearer, error_of, eventually
 
@@ -137,3 +144,52 @@ async def test_deleting_an_account_needs_the_password_and_revokes_its_tokens(gat
 async def test_a_well_signed_token_of_an_account_that_never_existed_is_refused(gateway):
     assert set((await answers(gateway, bearer())).values()) == {"token_revoked"}
     assert set((await answers(gateway, bearer("admin"))).values()) == {"token_revoked"}
+
+
+def repository_strings() -> set[str]:
+    """Every string a reader of the repository could try as the key: each string literal of
+    the Python code, each value in a config file, and the defaults earlier versions shipped."""
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = {"change-me-in-production", "change-me-jwt-secret", "secret", ""}
+    for name in listed:
+        path = ROOT / name
+        if path.suffix == ".lock" or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if path.suffix == ".py":
+            for token in tokenize.generate_tokens(io.StringIO(text).readline):
+                if token.type == tokenize.STRING:
+                    with contextlib.suppress(ValueError, SyntaxError):
+                        value = ast.literal_eval(token.string)
+                        if isinstance(value, str) and len(value) <= 200:
+                            found.add(value)
+        found |= {m.group(1) for m in re.finditer(r"[:=]\s*['\"]?([^'\"\s#]{1,200})", text)}
+    return found
+
+
+async def test_no_string_of_the_repository_signs_a_token_the_stack_accepts(gateway, admin_token):
+    """An administrator's own claims, signed with each string a reader of the repository
+    could try: every one is refused."""
+    claims = Claims.model_validate(jwt.get_unverified_claims(admin_token))
+    assert (await gateway.get("/users/me", headers=_bearer(admin_token))).status_code == 200
+    candidates = sorted(repository_strings())
+    assert len(candidates) > 1000
+    limit = asyncio.Semaphore(32)
+
+    async def accepted(key: str) -> str | None:
+        forged = create_access_token(claims, key, 600)
+        async with limit:
+            answer = await gateway.get("/users/me", headers=_bearer(forged))
+        return key if answer.status_code != 401 else None
+
+    opened = [k for k in await asyncio.gather(*(accepted(k) for k in candidates)) if k]
+    assert opened == []
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -281,6 +281,16 @@ def test_every_referenced_file_exists():
     assert ENV_EXAMPLE.is_file()
 
 
+def test_the_services_run_unprivileged_on_a_read_only_root():
+    for name, service in services().items():
+        if service.get("image", "").startswith("${ECOMMERCE_IMAGE") or "build" in service:
+            assert service.get("read_only") is True, name
+            assert service.get("tmpfs") == ["/tmp"], name
+            assert "no-new-privileges:true" in service.get("security_opt", []), name
+            assert "user" not in service, f"{name}: the image's own unprivileged user"
+    assert re.search(r"^USER 10001:10001$", DOCKERFILE.read_text(), re.M)
+
+
 def test_the_six_services_publish_no_fixed_host_port_and_can_scale():
     for name in app_services():
         service = services()[name]

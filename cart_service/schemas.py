@@ -8,17 +8,16 @@ from decimal import Decimal
 from pydantic import Field
 
 from shared_events.events import CamelModel
-
-MAX_LINE_QUANTITY = 99
+from shared_runtime.fields import MAX_LINE_QUANTITY, Quantity
 
 
 class AddItem(CamelModel):
     product_id: uuid.UUID
-    quantity: int = Field(default=1, ge=1, le=MAX_LINE_QUANTITY)
+    quantity: Quantity = Field(default=1, le=MAX_LINE_QUANTITY)
 
 
 class SetQuantity(CamelModel):
-    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+    quantity: Quantity = Field(le=MAX_LINE_QUANTITY)
 
 
 class CartLine(CamelModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +26,7 @@ from shared_events.store import add_event, is_erased
 from shared_runtime.auth import AdminUser, Claims, CurrentUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
+from shared_runtime.fields import MAX_CART_LINES, MAX_ORDER_TOTAL
 from shared_runtime.peers import PeerClient, PeerUnavailable
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -127,6 +130,26 @@ async def _reloaded(session: AsyncSession, order_id: uuid.UUID) -> OrderOut:
     return order_out(order)
 
 
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+
+
+def request_fingerprint(body: PlaceOrder) -> str:
+    canonical = json.dumps(body.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(order: Order, fingerprint: str) -> JSONResponse:
+    """The first answer again, if this is the request the key was first used with."""
+    if order.request_fingerprint not in (None, fingerprint):
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request; use a new key.",
+            {"orderId": str(order.id)},
+        )
+    return JSONResponse(order_out(order).model_dump(mode="json", by_alias=True), 202)
+
+
 @router.post("", status_code=202, response_model=OrderOut)
 async def place_order(
     body: PlaceOrder,
@@ -139,25 +162,42 @@ async def place_order(
 ) -> Any:
     """Build a PENDING order from the caller's cart; OrderCreated starts the saga.
 
-    The same Idempotency-Key again answers the same order and creates nothing."""
+    The same Idempotency-Key with the same body again answers the same order and creates
+    nothing; with another body it is refused (422 idempotency_key_reused). A key is kept
+    ``IDEMPOTENCY_KEY_TTL`` (24 h); after that it may be used for a new order."""
     if not idempotency_key:
         raise ApiError(
             400, "idempotency_key_required", "Send an Idempotency-Key header (e.g. a UUID)."
         )
+    fingerprint = request_fingerprint(body)
     existing = await _existing(session, user, idempotency_key)
+    if existing is not None and existing.created_at < datetime.now(UTC) - IDEMPOTENCY_KEY_TTL:
+        existing.idempotency_key = None  # expired: this is a new request
+        await session.flush()
+        existing = None
     if existing is not None:
-        return JSONResponse(order_out(existing).model_dump(mode="json", by_alias=True), 202)
+        return _same_request(existing, fingerprint)
     if await is_erased(session, user.user_id):  # deleted in the seconds before its token expired
         raise ApiError(401, "token_revoked", "This account no longer exists.")
 
     settings = request.app.state.settings
     lines, currency = await _priced_lines(request.app.state.peers, request.headers["authorization"])
+    total = sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0"))
+    if len(lines) > MAX_CART_LINES or total > MAX_ORDER_TOTAL:
+        raise ApiError(
+            422,
+            "order_limit",
+            f"An order has at most {MAX_CART_LINES} lines and a total of at most "
+            f"{MAX_ORDER_TOTAL} {currency}.",
+            {"maxLines": MAX_CART_LINES, "maxTotal": str(MAX_ORDER_TOTAL)},
+        )
     order = Order(
         id=uuid.uuid4(),
         user_id=user.user_id,
         user_email=user.email,
         idempotency_key=idempotency_key,
-        total_amount=sum((line["unit_price"] * line["quantity"] for line in lines), Decimal("0")),
+        request_fingerprint=fingerprint,
+        total_amount=total,
         currency=currency,
         shipping_address=body.shipping_address.model_dump(by_alias=True),
         payment_method_id=body.payment_method_id,
@@ -183,7 +223,7 @@ async def place_order(
         winner = await _existing(session, user, idempotency_key)
         if winner is None:
             raise
-        return JSONResponse(order_out(winner).model_dump(mode="json", by_alias=True), 202)
+        return _same_request(winner, fingerprint)
     event = OrderCreated(
         order_id=order.id,
         user_id=user.user_id,

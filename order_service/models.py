@@ -34,7 +34,9 @@ class Order(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     user_email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    # Cleared once expired (IDEMPOTENCY_KEY_TTL): the customer may use it again.
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     status: Mapped[str] = mapped_column(sa.String(20), nullable=False, default=Status.PENDING)
     stock_status: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="pending")
     payment_status: Mapped[str] = mapped_column(sa.String(20), nullable=False, default="pending")

@@ -11,6 +11,7 @@ import pycountry
 from pydantic import AfterValidator, Field
 
 from shared_events.events import CamelModel
+from shared_runtime.fields import Line, OptionalLine
 
 
 def _country(code: str) -> str:
@@ -21,11 +22,11 @@ def _country(code: str) -> str:
 
 
 class ShippingAddress(CamelModel):
-    full_name: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    line2: str | None = Field(default=None, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=1, max_length=20)
+    full_name: Line = Field(max_length=200)
+    line1: Line = Field(max_length=200)
+    line2: OptionalLine = Field(default=None, max_length=200)
+    city: Line = Field(max_length=100)
+    postal_code: Line = Field(max_length=20)
     country: Annotated[str, AfterValidator(_country)]
 
 
@@ -38,7 +39,7 @@ class PlaceOrder(CamelModel):
 
 
 class ShipOrder(CamelModel):
-    tracking_number: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$")
+    tracking_number: Line = Field(max_length=100, pattern=r"^[A-Za-z0-9-]+$")
 
 
 class LineOut(CamelModel):

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -59,7 +60,11 @@ def _csv_rows(text: IO[str]) -> Iterator[Row]:
     line = 1  # the header
     for record in reader:
         start, line = line + 1, reader.line_num
-        yield start, {_ALIASES.get(k.strip().lower(), k.strip()): v for k, v in record.items() if k}
+        row = {_ALIASES.get(k.strip().lower(), k.strip()): v for k, v in record.items() if k}
+        # CSV has only text: a count written in digits is the integer (JSON must say 10).
+        if isinstance(row.get("quantity"), str) and re.fullmatch(r"[0-9]{1,9}", row["quantity"]):
+            row["quantity"] = int(row["quantity"])
+        yield start, row
 
 
 def _jsonl_rows(text: IO[str]) -> Iterator[Row]:

@@ -9,9 +9,10 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import pycountry
-from pydantic import AfterValidator, Field, HttpUrl, field_validator, model_validator
+from pydantic import AfterValidator, Field, HttpUrl, model_validator
 
 from shared_events.events import CamelModel
+from shared_runtime.fields import Count, Line, Money, Paragraph
 
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CATEGORY = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -26,7 +27,7 @@ def _known_currency(code: str) -> str:
 
 
 Currency = Annotated[str, AfterValidator(_known_currency)]
-Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+Price = Money
 Sort = Literal["relevance", "newest", "price", "-price", "name", "-name"]
 
 
@@ -34,31 +35,23 @@ class ProductFields(CamelModel):
     """What an administrator writes; PUT takes all of it, POST too (plus initial stock)."""
 
     sku: str = Field(pattern=SKU)
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
+    name: Line = Field(max_length=200)
+    description: Paragraph = Field(default="", max_length=10_000)
     category: str = Field(pattern=CATEGORY)
     price: Price
     currency: Currency
     active: bool = True
     image_url: HttpUrl | None = None
 
-    @field_validator("name")
-    @classmethod
-    def name_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
-
 
 class ProductCreate(ProductFields):
-    quantity: int = Field(default=0, ge=0, le=MAX_QUANTITY, description="initial stock")
+    quantity: Count = Field(default=0, le=MAX_QUANTITY, description="initial stock")
 
 
 class ProductPatch(CamelModel):
     sku: str | None = Field(default=None, pattern=SKU)
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
+    name: Line | None = Field(default=None, max_length=200)
+    description: Paragraph | None = Field(default=None, max_length=10_000)
     category: str | None = Field(default=None, pattern=CATEGORY)
     price: Price | None = None
     currency: Currency | None = None
@@ -74,7 +67,7 @@ class ProductPatch(CamelModel):
 
 
 class InventoryUpdate(CamelModel):
-    quantity: int = Field(ge=0, le=MAX_QUANTITY, description="the available quantity")
+    quantity: Count = Field(le=MAX_QUANTITY, description="the available quantity")
 
 
 class ProductOut(CamelModel):

@@ -10,16 +10,19 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared_runtime.fields import refuse_control_characters
+
 
 class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     @field_validator("*", mode="after")
     @classmethod
-    def no_nul_characters(cls, value: Any) -> Any:
-        # PostgreSQL cannot store U+0000 in text: refuse it as bad input (422), not a 500.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
+    def no_control_characters(cls, value: Any) -> Any:
+        # In any string of any body: NUL (PostgreSQL cannot store it) and the other control
+        # characters are bad input (422), never a 500; tabs and line breaks are text.
+        if isinstance(value, str):
+            refuse_control_characters(value)
         return value
 
 

@@ -130,6 +130,13 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # A constraint the checks before it did not foresee (a race between two writes): the
+    # request conflicts with what is stored; nothing was written.
+    log.warning("conflict_refused_by_database", path=request.url.path, error=type(exc).__name__)
+    return error_response(409, "conflict", "The request conflicts with data already stored.")
+
+
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value the validation let through (an odd character, a number
     # out of range): the client's input, so 422, and logged so the validation can be fixed.
@@ -153,4 +160,5 @@ def install_error_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(store_error, _store_unavailable)
     app.add_exception_handler(sqlalchemy.exc.DataError, _data_error)
+    app.add_exception_handler(sqlalchemy.exc.IntegrityError, _integrity_error)
     # Anything else is answered 500 by shared_runtime.observability.RequestContextMiddleware.

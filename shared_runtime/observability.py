@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_plus
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared_runtime.fields import control_character
 
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming X-Request-ID is kept only if it is this; else a new one is made.
@@ -59,6 +63,7 @@ class RequestContextMiddleware:
             return
         request_id = _request_id_from(scope)
         structlog.contextvars.clear_contextvars()
+        refused = _control_character_in(scope)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -75,7 +80,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if refused is not None:
+                # Bad input in the path or the query: refused for every route, before any
+                # code (or the database, which cannot store NUL) sees it.
+                await _send_json(send_with_id, 422, refused)
+            else:
+                await self.app(scope, receive, send_with_id)
         except Exception:
             # Answered here, inside the request's log context (the line carries its request id),
             # and not raised further: the server would close the connection after the answer,
@@ -83,8 +93,7 @@ class RequestContextMiddleware:
             log.exception("unhandled_error", method=scope["method"], path=scope["path"])
             if response_started:
                 raise  # half an answer is sent: only closing the connection can say so
-            await send_with_id(dict(_INTERNAL_ERROR_START))
-            await send_with_id(_INTERNAL_ERROR_BODY)
+            await _send_json(send_with_id, 500, _INTERNAL_ERROR)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -103,19 +112,49 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
 
-_INTERNAL_ERROR = (
-    b'{"error":{"code":"internal_error","message":"Something went wrong on our side.",'
-    b'"details":null}}'
-)
-_INTERNAL_ERROR_START: Message = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-    ],
+_INTERNAL_ERROR = {
+    "error": {
+        "code": "internal_error",
+        "message": "Something went wrong on our side.",
+        "details": None,
+    }
 }
-_INTERNAL_ERROR_BODY: Message = {"type": "http.response.body", "body": _INTERNAL_ERROR}
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    content = json.dumps(body, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
+
+
+def _control_character_in(scope: Scope) -> dict[str, Any] | None:
+    """The error answer when the path or the query string holds a control character."""
+    query = unquote_plus(scope.get("query_string", b"").decode(errors="replace"), errors="replace")
+    for where, text in (("path", scope.get("path", "")), ("query", query)):
+        char = control_character(text, frozenset())
+        if char is not None:
+            return {
+                "error": {
+                    "code": "validation_error",
+                    "message": "The request is not valid.",
+                    "details": [
+                        {
+                            "field": where,
+                            "message": f"must not contain control characters (U+{ord(char):04X})",
+                        }
+                    ],
+                }
+            }
+    return None
 
 
 def _request_id_from(scope: Scope) -> str:

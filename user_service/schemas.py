@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, EmailStr, Field, field_validator
+from pydantic import AfterValidator, EmailStr, Field
 
 from shared_events.events import CamelModel
+from shared_runtime.fields import Line
 
 E164 = r"^\+[1-9]\d{1,14}$"
 # bcrypt reads at most 72 bytes; a longer password would be silently truncated.
@@ -33,16 +34,8 @@ Password = Annotated[str, Field(max_length=1024)]
 class RegisterRequest(CamelModel):
     email: EmailStr
     password: NewPassword
-    full_name: str = Field(min_length=1, max_length=200)
+    full_name: Line = Field(max_length=200)
     phone: str | None = Field(default=None, pattern=E164, description="E.164, e.g. +14155550100")
-
-    @field_validator("full_name")
-    @classmethod
-    def full_name_not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("must not be blank")
-        return value
 
 
 class LoginRequest(CamelModel):

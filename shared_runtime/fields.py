@@ -1,0 +1,82 @@
+"""The field types and limits every service's requests use: text that says something, strict
+numbers, money within bounds. One set, so the same input is refused the same way everywhere.
+
+- ``Line``: one line of required text. Surrounding whitespace is dropped; refused when nothing
+  visible is left (only spaces, Unicode separators, control or format characters such as
+  U+200B), or when it holds a control character. ``OptionalLine``: the same, or absent.
+- ``Paragraph``: free text (may be empty); tabs and line breaks allowed, other control
+  characters not.
+- ``Quantity``, ``Count``: JSON integers only (``true``, ``1.0`` and ``"1"`` are refused), from
+  1 and from 0.
+- ``Money``: a positive decimal with at most 2 places, at most ``MAX_PRICE``.
+
+Lengths and maxima go on the field: ``name: Line = Field(max_length=200)``.
+
+Every string of every request body is also checked for control characters by the models'
+base class (``shared_events.events.CamelModel``), and every path and query string by
+``shared_runtime.observability.RequestContextMiddleware``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictInt
+
+# Documented limits (docs/operations.md, "Limits"): checked before the database sees a value,
+# and small enough that no total can overflow NUMERIC(12,2) (99 x 100 x 1,000,000 < 10^10).
+MAX_PRICE = Decimal("1000000.00")
+MAX_LINE_QUANTITY = 99
+MAX_CART_LINES = 100
+MAX_ORDER_TOTAL = Decimal("100000000.00")
+
+_INVISIBLE = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def control_character(value: str, allowed: frozenset[str] = _ALLOWED_CONTROLS) -> str | None:
+    """The first control character (Unicode category Cc) of ``value`` not in ``allowed``."""
+    for char in value:
+        if char not in allowed and unicodedata.category(char) == "Cc":
+            return char
+    return None
+
+
+def refuse_control_characters(value: str, allowed: frozenset[str] = _ALLOWED_CONTROLS) -> str:
+    char = control_character(value, allowed)
+    if char is not None:
+        raise ValueError(f"must not contain control characters (U+{ord(char):04X})")
+    return value
+
+
+def _line(value: str) -> str:
+    refuse_control_characters(value, frozenset())
+    value = value.strip()
+    if all(unicodedata.category(char) in _INVISIBLE for char in value):
+        raise ValueError("must not be blank")
+    return value
+
+
+Line = Annotated[str, AfterValidator(_line)]
+
+
+def _optional_line(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if all(unicodedata.category(char) in _INVISIBLE for char in value):
+        refuse_control_characters(value)  # blank (tabs too) is absent; NUL and the like, not
+        return None
+    return _line(value)
+
+
+# Like Line, but nothing visible means absent (None) rather than refused.
+OptionalLine = Annotated[str | None, AfterValidator(_optional_line)]
+Paragraph = Annotated[str, AfterValidator(refuse_control_characters)]
+Quantity = Annotated[StrictInt, Field(ge=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
+Money = Annotated[
+    Decimal,
+    Field(gt=0, le=MAX_PRICE, max_digits=12, decimal_places=2, description='e.g. "9.90"'),
+]

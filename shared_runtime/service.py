@@ -181,11 +181,43 @@ async def _detach(shipper: LogShipper) -> None:
     await shipper.stop()
 
 
+def _json_protocol_errors() -> type:
+    """uvicorn's HTTP protocol, answering a request it cannot parse in the error shape.
+
+    A request nginx lets through may still be one the service's parser refuses (a control
+    character in a header value, raw UTF-8 in the path): uvicorn would answer it in plain
+    text, outside the API's one error shape."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class JsonErrorsProtocol(HttpToolsProtocol):
+        def send_400_response(self, msg: str) -> None:
+            body = BAD_REQUEST_BODY
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            head += [
+                name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+            ]
+            head.append(
+                b"content-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n" % len(body)
+            )
+            self.transport.write(b"".join(head) + body)
+            self.transport.close()
+
+    return JsonErrorsProtocol
+
+
+BAD_REQUEST_BODY = (
+    b'{"error":{"code":"bad_request","message":"The request could not be understood.",'
+    b'"details":null}}'
+)
+
+
 def serve(app: Any, settings: ServiceSettings) -> None:
     import uvicorn
 
     uvicorn.run(
         app,
+        http=_json_protocol_errors(),
         host=settings.host,
         port=settings.port,
         log_config=None,

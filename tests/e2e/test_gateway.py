@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import uuid
 
 import httpx
+import pytest
 
+from tests.e2e.conftest import GATEWAY_PORT
 from tests.e2e.test_orders import ADDRESS, new_product, settled
 from tests.support import ROOT, error_of, eventually
 
@@ -109,3 +113,99 @@ async def test_too_many_logins_from_one_address_are_429(gateway):
     assert (await gateway.get("/products", params={"pageSize": 1})).status_code == 200
     # And it lifts within a few seconds.
     await eventually(attempt, until=lambda r: r.status_code == 401, timeout=10, interval=0.5)
+
+
+async def raw_exchange(request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client would send these) and read the gateway's answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", GATEWAY_PORT)
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name:
+                headers[name.strip().lower()] = value.strip()
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
+        return int(status_line.split()[1]), headers, body
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"HELLO\r\n\r\n", 400, "bad_request"),
+        (
+            b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        (b"BREW /api/v1/products HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"TRACE /api/v1/products HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (
+            b"GET /api/v1/products?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (
+            b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n",
+            431,
+            "headers_too_large",
+        ),
+        (b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"),
+        (
+            b"POST /api/v1/users/register HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n",
+            413,
+            "payload_too_large",
+        ),
+    ],
+    ids=[
+        "request-line",
+        "header-line",
+        "unknown-method",
+        "trace",
+        "long-uri",
+        "big-header",
+        "route",
+        "body",
+    ],
+)
+async def test_errors_the_gateway_makes_itself_are_json_with_the_request_id(
+    stack, request_bytes, status, code
+):
+    answered, headers, body = await raw_exchange(request_bytes)
+    assert answered == status, body
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert (error["code"], set(error)) == (code, {"code", "message", "details"})
+    assert error["details"]["requestId"] == headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n",
+        b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nX-Note: a\x7fb\r\n\r\n",
+        "GET /api/v1/products/caf\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    ],
+    ids=["control-in-header", "delete-in-header", "raw-utf8-path"],
+)
+async def test_requests_a_service_cannot_parse_are_answered_in_the_error_shape(
+    stack, request_bytes
+):
+    # nginx passes these on; the service's HTTP parser refuses them, in JSON, not plain text.
+    answered, headers, body = await raw_exchange(request_bytes)
+    assert answered == 400, body
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+
+
+async def test_an_unsupported_http_version_is_json(stack):
+    answered, headers, body = await raw_exchange(b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n")
+    assert answered == 505 and headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "http_version_not_supported"

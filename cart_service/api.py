@@ -26,8 +26,8 @@ async def get_cart(request: Request, user: CurrentUser) -> Cart:
 @router.post("/items", response_model=Cart, status_code=201)
 async def add_item(body: AddItem, request: Request, user: CurrentUser) -> Cart:
     carts = _carts(request)
-    seen = await carts.add(user.user_id, body.product_id, body.quantity)
-    return await carts.get(user.user_id, seen)
+    known = await carts.add(user.user_id, body.product_id, body.quantity)
+    return await carts.get(user.user_id, known)
 
 
 @router.put("/items/{product_id}", response_model=Cart)
@@ -35,8 +35,8 @@ async def set_item(
     product_id: uuid.UUID, body: SetQuantity, request: Request, user: CurrentUser
 ) -> Cart:
     carts = _carts(request)
-    seen = await carts.set(user.user_id, product_id, body.quantity)
-    return await carts.get(user.user_id, seen)
+    known = await carts.set(user.user_id, product_id, body.quantity)
+    return await carts.get(user.user_id, known)
 
 
 @router.delete("/items/{product_id}", response_model=Cart)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from product_service import domain
 from product_service.cache import CatalogCache
-from product_service.importer import FORMATS, import_file, spool
+from product_service.importer import FORMATS, Import, Unreadable, spool
 from product_service.schemas import (
     CategoryOut,
     ImportResult,
     InventoryUpdate,
     ProductCreate,
     ProductFields,
+    ProductList,
     ProductOut,
     ProductPage,
     ProductPatch,
@@ -25,6 +28,7 @@ from product_service.schemas import (
 from shared_runtime.auth import AdminUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
+from shared_runtime.fields import MAX_CART_LINES
 
 router = APIRouter(prefix="/products", tags=["products"])
 JSON = "application/json"
@@ -93,6 +97,29 @@ async def list_categories(session: SessionDep) -> list[CategoryOut]:
         CategoryOut(slug=slug, name=name, product_count=count)
         for slug, name, count in await domain.list_categories(session)
     ]
+
+
+@router.get("/lookup", response_model=ProductList)
+async def lookup_products(
+    request: Request,
+    ids: Annotated[list[uuid.UUID], Query(min_length=1, max_length=MAX_CART_LINES)],
+) -> Response:
+    """Several products by id in one call, inactive ones included (a cart prices all its lines
+    with one). An id that names no product is left out of ``items``."""
+    wanted = list(dict.fromkeys(ids))
+    cache = _cache(request)
+    cached = await cache.get_products(wanted)
+    missing = [pid for pid, (_, body) in zip(wanted, cached, strict=True) if body is None]
+    fresh: dict[uuid.UUID, bytes] = {}
+    if missing:
+        async with request.app.state.sessionmaker() as session:
+            fresh = {p.id: _product_json(p) for p in await domain.get_products(session, missing)}
+        keys = dict(zip(wanted, (key for key, _ in cached), strict=True))
+        await cache.set_many([(keys[pid], body) for pid, body in fresh.items()])
+    bodies = [body or fresh.get(pid) for pid, (_, body) in zip(wanted, cached, strict=True)]
+    return Response(
+        b'{"items":[' + b",".join(b for b in bodies if b is not None) + b"]}", media_type=JSON
+    )
 
 
 @router.get("/{product_id}", response_model=ProductOut)
@@ -164,10 +191,25 @@ async def set_inventory(
             "required": True,
         }
     },
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string"},
+                    "example": '{"received":1000,...,"done":false}\n...',
+                }
+            }
+        },
+        422: {"description": "the file cannot be read at all (``unreadable_file``)"},
+    },
 )
-async def import_products(request: Request, _: AdminUser) -> ImportResult:
+async def import_products(request: Request, _: AdminUser) -> Response:
     """CSV (header: sku,name,description,category,price,currency,quantity,active,imageUrl)
-    or JSON lines with the same fields. Answers with counts and each rejected row."""
+    or JSON lines with the same fields. Every row is imported or rejected on its own; the
+    answer counts them (``received = created + updated + rejected``) and gives each rejected
+    row's line and reason. With ``Accept: application/x-ndjson`` the answer is streamed: a
+    line per batch of rows as it is done (its counts so far and that batch's errors), then
+    the final result (``done: true``)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fmt = FORMATS.get(content_type)
     if fmt is None:
@@ -182,8 +224,26 @@ async def import_products(request: Request, _: AdminUser) -> ImportResult:
         file = await spool(request.stream(), settings.import_max_bytes)
     except ValueError as exc:
         raise ApiError(413, "payload_too_large", str(exc)) from exc
-    with file:
-        result = await import_file(request.app.state.sessionmaker, file, fmt)
-    if result.created or result.updated:
-        await _cache(request).everything_changed()
-    return result
+    job = Import(request.app.state.sessionmaker, file, fmt)
+    try:
+        await job.check()
+    except Unreadable as exc:
+        file.close()
+        raise ApiError(422, "unreadable_file", f"The file cannot be imported: {exc}.") from exc
+    cache = _cache(request)
+
+    async def results() -> AsyncIterator[ImportResult]:
+        with file:
+            async for result in job.progress():
+                if result.done and (result.created or result.updated):
+                    await cache.everything_changed()
+                yield result
+
+    if "application/x-ndjson" in request.headers.get("accept", ""):
+        lines = (r.model_dump_json(by_alias=True).encode() + b"\n" async for r in results())
+        # X-Accel-Buffering: the gateway passes each line on as it comes.
+        return StreamingResponse(
+            lines, media_type="application/x-ndjson", headers={"X-Accel-Buffering": "no"}
+        )
+    final = [r async for r in results()][-1]
+    return Response(final.model_dump_json(by_alias=True), media_type=JSON)

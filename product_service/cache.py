@@ -43,6 +43,19 @@ local key = 'catalog:' .. (redis.call('GET', KEYS[1]) or '0') .. ':' .. ARGV[1] 
 return {key, redis.call('GET', key)}
 """
 
+# KEYS: the epoch, then each product's version counter; ARGV: each product's entry name.
+_READ_MANY = """
+local epoch = redis.call('GET', KEYS[1]) or '0'
+local found = {}
+for i = 2, #KEYS do
+  local version = redis.call('GET', KEYS[i]) or '0'
+  local key = 'catalog:' .. epoch .. ':' .. ARGV[i - 1] .. ':' .. version
+  found[#found + 1] = key
+  found[#found + 1] = redis.call('GET', key) or false
+end
+return found
+"""
+
 
 def _product_version_key(product_id: uuid.UUID) -> str:
     return f"catalog:pver:{product_id}"
@@ -52,6 +65,7 @@ class CatalogCache:
     def __init__(self, client: redis.Redis, *, ttl_s: int, service: str) -> None:
         self.client = client
         self._read = client.register_script(_READ)
+        self._read_many = client.register_script(_READ_MANY)
         self.ttl_s = ttl_s
         self.service = service
         self._last_warning = 0.0
@@ -67,6 +81,27 @@ class CatalogCache:
         return await self._lookup(
             "product", _product_version_key(product_id), f"product:{product_id}"
         )
+
+    async def get_products(
+        self, product_ids: list[uuid.UUID]
+    ) -> list[tuple[str | None, bytes | None]]:
+        """``get_product`` for each id, in one round trip."""
+        try:
+            found = await self._read_many(
+                keys=[EPOCH, *(_product_version_key(p) for p in product_ids)],
+                args=[f"product:{p}" for p in product_ids],
+            )
+        except (redis.RedisError, OSError) as exc:
+            self._unavailable(exc)
+            CACHE_REQUESTS.labels(self.service, "product", "error").inc(len(product_ids))
+            return [(None, None)] * len(product_ids)
+        pairs: list[tuple[str | None, bytes | None]] = [
+            (_text(found[i]), found[i + 1]) for i in range(0, len(found), 2)
+        ]
+        hits = sum(1 for _, value in pairs if value is not None)
+        CACHE_REQUESTS.labels(self.service, "product", "hit").inc(hits)
+        CACHE_REQUESTS.labels(self.service, "product", "miss").inc(len(pairs) - hits)
+        return pairs
 
     async def get_page(self, params: dict[str, Any]) -> tuple[str | None, bytes | None]:
         canonical = "&".join(f"{k}={params[k]}" for k in sorted(params) if params[k] is not None)
@@ -84,13 +119,21 @@ class CatalogCache:
             CACHE_REQUESTS.labels(self.service, cache, "error").inc()
             return None, None
         CACHE_REQUESTS.labels(self.service, cache, "hit" if value is not None else "miss").inc()
-        return (key.decode() if isinstance(key, bytes) else key), value
+        return _text(key), value
 
     async def set(self, key: str | None, value: bytes) -> None:
-        if key is None:
+        await self.set_many([(key, value)])
+
+    async def set_many(self, entries: list[tuple[str | None, bytes]]) -> None:
+        """Store fresh copies under the keys their lookups gave (one round trip)."""
+        keyed = [(key, value) for key, value in entries if key is not None]
+        if not keyed:
             return
         try:
-            await self.client.set(key, value, ex=self.ttl_s)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in keyed:
+                    pipe.set(key, value, ex=self.ttl_s)
+                await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             self._unavailable(exc)
 
@@ -114,3 +157,7 @@ class CatalogCache:
 
     async def everything_changed(self) -> None:
         await self._bump(EPOCH)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

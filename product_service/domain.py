@@ -49,6 +49,12 @@ async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product:
     return product
 
 
+async def get_products(session: AsyncSession, product_ids: list[uuid.UUID]) -> list[Product]:
+    """The products among ``product_ids`` that exist (inactive ones included)."""
+    found = await session.scalars(sa.select(Product).where(Product.id.in_(product_ids)))
+    return list(found)
+
+
 async def _check_sku_free(
     session: AsyncSession, sku: str, product_id: uuid.UUID | None = None
 ) -> None:

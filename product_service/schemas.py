@@ -85,6 +85,10 @@ class ProductOut(CamelModel):
     updated_at: datetime
 
 
+class ProductList(CamelModel):
+    items: list[ProductOut]
+
+
 class ProductPage(CamelModel):
     items: list[ProductOut]
     total: int
@@ -111,3 +115,7 @@ class ImportResult(CamelModel):
     rejected: int
     errors: list[ImportError_]
     errors_truncated: bool = False
+    done: bool = Field(
+        default=True,
+        description="false on the progress lines of a streamed import, true on its last",
+    )

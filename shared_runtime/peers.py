@@ -18,7 +18,7 @@ A 4xx answer is the peer speaking, not failing: it is returned, and does not tri
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,10 @@ PEER_CALLS = Counter(
     "peer_calls_total", "Calls to other services, by outcome.", ["service", "peer", "outcome"]
 )
 _STATE_VALUES = {"closed": 0, "half-opened": 1, "opened": 2}
+
+
+# A query: a mapping, or pairs where a name repeats (``[("ids", a), ("ids", b)]``).
+Params = Mapping[str, Any] | Sequence[tuple[str, str]]
 
 
 class PeerUnavailable(Exception):
@@ -126,7 +130,7 @@ class PeerClient:
         breaker = await self.breakers.get_breaker(peer)
         return str(breaker.context.state)
 
-    async def get(self, peer: str, path: str, params: dict[str, Any] | None = None) -> PeerResponse:
+    async def get(self, peer: str, path: str, params: Params | None = None) -> PeerResponse:
         return await self.request("GET", peer, path, params=params, idempotent=True)
 
     async def request(
@@ -135,7 +139,7 @@ class PeerClient:
         peer: str,
         path: str,
         *,
-        params: dict[str, Any] | None = None,
+        params: Params | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
         idempotent: bool = False,

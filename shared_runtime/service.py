@@ -81,8 +81,10 @@ def create_service_app(
                 app.state.sessionmaker = create_sessionmaker(engine)
                 checks["database"] = database_check(engine)
             if uses_redis:
-                app.state.redis = redis.Redis.from_url(
+                pool = redis.BlockingConnectionPool.from_url(
                     settings.redis_url,
+                    max_connections=settings.redis_pool_size,
+                    timeout=settings.redis_pool_timeout_s,
                     socket_timeout=1.0,
                     socket_connect_timeout=1.0,
                     # After a Redis restart every pooled connection is dead: the first command
@@ -90,6 +92,7 @@ def create_service_app(
                     retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
                     retry_on_error=[redis.ConnectionError, redis.TimeoutError],
                 )
+                app.state.redis = redis.Redis.from_pool(pool)
                 stack.push_async_callback(app.state.redis.aclose)
                 checks["redis"] = redis_check(app.state.redis)
 

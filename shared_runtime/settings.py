@@ -78,6 +78,10 @@ class ServiceSettings(BaseSettings):
     database_admin_url: str | None = None
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    # Connections to Redis; a request finding them all busy waits its turn (up to the timeout)
+    # instead of failing, so a burst from one client delays others a little, never fails them.
+    redis_pool_size: int = Field(50, ge=1, le=10_000, validation_alias="REDIS_POOL_SIZE")
+    redis_pool_timeout_s: float = Field(2.0, gt=0, validation_alias="REDIS_POOL_TIMEOUT_S")
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
     events_exchange: str = Field("ecommerce.events", validation_alias="EVENTS_EXCHANGE")
     consumer_prefetch: int = Field(100, ge=1, le=1000, validation_alias="CONSUMER_PREFETCH")

@@ -14,10 +14,12 @@ from jose import jwt
 
 from cart_service.app import Settings as CartSettings
 from cart_service.app import create_app as create_cart_app
+from cart_service.domain import cart_key
 from product_service.app import Settings as ProductSettings
 from product_service.app import create_app as create_product_app
 from shared_events.bus import EventBus
 from shared_events.events import OrderCreated, OrderLine
+from shared_runtime.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from tests.integration.conftest import USERS_DATABASE
 from tests.support import (
     AMQP_URL,
@@ -273,3 +275,125 @@ def _handled(service: str) -> float:
 
     labels = {"service": service, "event_type": "OrderCreated", "outcome": "processed"}
     return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
+
+
+async def many_products(server: Served, admin: dict[str, str], count: int) -> list[str]:
+    """``count`` new products (one import), their ids."""
+    tag = uuid.uuid4().hex[:8]
+    rows = "".join(f"M-{tag}-{i},Mug {i},m-{tag},2.50,EUR,500\n" for i in range(count))
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        imported = await client.post(
+            "/products/import",
+            content="sku,name,category,price,currency,quantity\n" + rows,
+            headers=admin | {"Content-Type": "text/csv"},
+        )
+        assert imported.json()["created"] == count, imported.text
+        ids = []
+        for page in range(1, count // 100 + 2):
+            listed = await client.get(
+                "/products", params={"category": f"m-{tag}", "pageSize": 100, "page": page}
+            )
+            ids += [p["id"] for p in listed.json()["items"]]
+    assert len(ids) == count
+    return ids
+
+
+def _peer_calls() -> float:
+    from prometheus_client import REGISTRY
+
+    labels = {"service": "cart_service", "peer": "product_service", "outcome": "ok"}
+    return REGISTRY.get_sample_value("peer_calls_total", labels) or 0.0
+
+
+async def test_a_cart_holds_at_most_its_limit_of_lines_even_when_added_at_once(
+    cart, product_server, admin, customer
+):
+    _, client = cart
+    products = await many_products(product_server, admin, MAX_CART_LINES + 1)
+
+    async def add(product_ids: list[str]) -> list[httpx.Response]:
+        return await asyncio.gather(
+            *(
+                client.post("/cart/items", json={"productId": p, "quantity": 1}, headers=customer)
+                for p in product_ids
+            )
+        )
+
+    for start in range(0, MAX_CART_LINES - 5, 19):
+        filled = await add(products[start : min(start + 19, MAX_CART_LINES - 5)])
+        assert {r.status_code for r in filled} == {201}
+    # Six adds at once for the last five places: exactly one is refused.
+    added = await add(products[MAX_CART_LINES - 5 :])
+    statuses = sorted(r.status_code for r in added)
+    assert statuses == [201] * 5 + [422], statuses
+    [full] = [r for r in added if r.status_code == 422]
+    assert error_of(full)["code"] == "cart_full"
+    assert error_of(full)["details"] == {"maxLines": MAX_CART_LINES}
+    body = (await client.get("/cart", headers=customer)).json()
+    assert len(body["items"]) == MAX_CART_LINES and body["itemCount"] == MAX_CART_LINES
+
+    # Reading it, whatever its size, is one call to product_service.
+    before = _peer_calls()
+    assert (await client.get("/cart", headers=customer)).status_code == 200
+    assert _peer_calls() - before == 1
+
+
+async def test_a_line_holds_at_most_its_limit_and_the_cart_is_unchanged(
+    cart, product_server, admin, customer
+):
+    _, client = cart
+    kettle = await add_product(product_server, admin, quantity=500)
+    line = {"productId": kettle["id"], "quantity": MAX_LINE_QUANTITY}
+    assert (await client.post("/cart/items", json=line, headers=customer)).status_code == 201
+    more = await client.post(
+        "/cart/items", json={"productId": kettle["id"], "quantity": 1}, headers=customer
+    )
+    assert more.status_code == 422, more.text
+    assert error_of(more)["code"] == "quantity_limit"
+    assert error_of(more)["details"] == {"max": MAX_LINE_QUANTITY, "inCart": MAX_LINE_QUANTITY}
+    [only] = (await client.get("/cart", headers=customer)).json()["items"]
+    assert only["quantity"] == MAX_LINE_QUANTITY
+
+
+async def test_concurrent_adds_of_one_product_all_count(cart, product_server, admin, customer):
+    _, client = cart
+    kettle = await add_product(product_server, admin, quantity=50)
+    add = {"productId": kettle["id"], "quantity": 1}
+    added = await asyncio.gather(
+        *(client.post("/cart/items", json=add, headers=customer) for _ in range(10))
+    )
+    assert [r.status_code for r in added] == [201] * 10
+    [line] = (await client.get("/cart", headers=customer)).json()["items"]
+    assert line["quantity"] == 10
+    # Past the stock, concurrently: exactly the units in stock are taken, never more.
+    scarce = await add_product(product_server, admin, quantity=3)
+    one = {"productId": scarce["id"], "quantity": 1}
+    raced = await asyncio.gather(
+        *(client.post("/cart/items", json=one, headers=customer) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in raced) == [201] * 3 + [409] * 3
+    items = (await client.get("/cart", headers=customer)).json()["items"]
+    lines = {i["productId"]: i["quantity"] for i in items}
+    assert lines == {kettle["id"]: 10, scarce["id"]: 3}
+
+
+async def test_a_cart_bigger_than_the_limit_still_reads_in_bounded_calls(
+    cart, product_server, admin, customer
+):
+    # A cart written before the limit existed: 120 lines, 20 of them products that are gone.
+    app, client = cart
+    products = await many_products(product_server, admin, 100)
+    owner = uuid.UUID(jwt.get_unverified_claims(customer["Authorization"].split()[1])["sub"])
+    gone = [str(uuid.uuid4()) for _ in range(20)]
+    await app.state.redis.hset(cart_key(owner), mapping={pid: 2 for pid in products + gone})
+
+    others = await new_accounts(USERS_DATABASE, count=5)
+    before = _peer_calls()
+    reads = await asyncio.gather(
+        client.get("/cart", headers=customer), *(client.get("/cart", headers=o) for o in others)
+    )
+    assert [r.status_code for r in reads] == [200] * 6
+    assert _peer_calls() - before == 2  # two batches of at most 100 ids; empty carts: none
+    body = reads[0].json()
+    assert len(body["items"]) == 100 and body["total"] == "500.00"
+    assert await app.state.redis.hlen(cart_key(owner)) == 100  # the gone lines left

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from product_service.app import Settings, create_app
+from product_service.importer import BATCH_SIZE
 from shared_events.store import outbox
 from tests.support import (
     AMQP_URL,
@@ -328,3 +329,80 @@ async def test_search_uses_the_gin_index(catalog):
             )
         ).scalars()
         assert "ix_products_search" in "\n".join(plan)
+
+
+async def test_bad_bytes_and_broken_quotes_in_the_middle_lose_no_valid_row(catalog, admin):
+    _, client = catalog
+    tag = uuid.uuid4().hex[:8]
+    rows = [f"G{i}-{tag},Good {i},kitchen,3.00,EUR,1\n".encode() for i in range(6)]
+    body = (
+        b"sku,name,category,price,currency,quantity\n"
+        + b"".join(rows[:2])
+        + f"X1-{tag},Caf\xe9,kitchen,3.00,EUR,1\n".encode("latin-1")  # not UTF-8
+        + b"".join(rows[2:4])
+        + f'X2-{tag},"Unterminated,kitchen,3.00,EUR,1\n'.encode()
+        + b"".join(rows[4:])
+    )
+    response = await client.post(
+        "/products/import", content=body, headers=admin | {"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["received"], result["created"], result["rejected"]) == (8, 6, 2)
+    assert [(e["line"], e["reason"].split(":")[0]) for e in result["errors"]] == [
+        (4, "not UTF-8"),
+        (7, "unterminated quoted field (a quote within a field is written twice)"),
+    ]
+    listed = await client.get("/products", params={"search": "Good", "pageSize": 100})
+    skus = {i["sku"] for i in listed.json()["items"]}
+    assert {f"G{i}-{tag}" for i in range(6)} <= skus
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "why"),
+    [
+        (b"", "text/csv", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "text/csv", "not a text file"),
+        (b"name,price\nMug,2.00\n", "text/csv", "lacks sku"),
+        (b"sku;name;category;price;currency\n", "text/csv", "lacks"),
+        (b"<products/>", "application/x-ndjson", "not a JSON lines file"),
+    ],
+)
+async def test_a_file_that_cannot_be_read_is_422_and_imports_nothing(
+    catalog, admin, content, content_type, why
+):
+    _, client = catalog
+    before = (await client.get("/products", params={"pageSize": 1})).json()["total"]
+    response = await client.post(
+        "/products/import", content=content, headers=admin | {"Content-Type": content_type}
+    )
+    assert response.status_code == 422, response.text
+    assert error_of(response)["code"] == "unreadable_file"
+    assert why in error_of(response)["message"]
+    assert (await client.get("/products", params={"pageSize": 1})).json()["total"] == before
+
+
+async def test_a_streamed_import_reports_its_progress_batch_by_batch(catalog, admin):
+    _, client = catalog
+    tag = uuid.uuid4().hex[:8]
+    count = 2 * BATCH_SIZE + 10
+    rows = [f"S{i}-{tag},Streamed {i},kitchen,1.00,EUR,1" for i in range(count)]
+    rows[BATCH_SIZE + 5] = f"S-bad-{tag},,kitchen,1.00,EUR,1"  # no name
+    body = "\n".join(["sku,name,category,price,currency,quantity", *rows])
+    async with client.stream(
+        "POST",
+        "/products/import",
+        content=body,
+        headers=admin | {"Content-Type": "text/csv", "Accept": "application/x-ndjson"},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) async for line in response.aiter_lines() if line]
+    *progress, final = lines
+    assert [p["done"] for p in progress] == [False] * 3 and final["done"] is True
+    assert [p["received"] for p in progress] == [BATCH_SIZE, 2 * BATCH_SIZE + 1, count]
+    assert [len(p["errors"]) for p in progress] == [0, 1, 0]
+    assert progress[1]["errors"][0]["line"] == BATCH_SIZE + 7
+    assert (final["received"], final["created"], final["rejected"]) == (count, count - 1, 1)
+    for p in lines:
+        assert p["received"] == p["created"] + p["updated"] + p["rejected"]

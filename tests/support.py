@@ -139,3 +139,9 @@ def error_of(response: Any) -> dict[str, Any]:
     assert set(body) == {"error"}, body
     assert set(body["error"]) == {"code", "message", "details"}, body
     return dict(body["error"])
+
+
+def restart_redis() -> None:
+    """Shut the local Redis down (nothing saved) and start it again, as bootstrap.sh does."""
+    subprocess.run(["redis-cli", "shutdown", "nosave"], check=False, capture_output=True)
+    subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], check=True)

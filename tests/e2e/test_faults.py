@@ -1,4 +1,5 @@
-"""A killed service: the gateway answers 503 in the error shape, and no event is lost."""
+"""A killed service: the gateway answers 503 in the error shape, and no event is lost. A
+restarted Redis: no request fails for it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import httpx
 
 from tests.e2e.conftest import stack_command
 from tests.e2e.test_accounts import login, new_email, register
-from tests.support import ROOT, error_of, eventually
+from tests.e2e.test_orders import new_product
+from tests.support import ROOT, error_of, eventually, restart_redis
 
 
 async def test_killed_notification_service_loses_no_welcome_email(
@@ -41,3 +43,43 @@ async def test_killed_notification_service_loses_no_welcome_email(
         what="the welcome e-mail after the restart",
     )
     assert response.json()["items"][0]["template"] == "welcome"
+
+
+async def test_a_redis_restart_costs_no_request(gateway: httpx.AsyncClient, admin_token, customer):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    kettle = await new_product(gateway, admin, stock=20)
+    item = f"/cart/items/{kettle['id']}"
+    email = new_email()
+    await register(gateway, email)
+    for _ in range(2):  # every pooled connection of each service is in use before the restart
+        await gateway.get("/products", params={"search": "kettle"})
+        await gateway.get(f"/products/{kettle['id']}")
+        await gateway.post("/cart/items", json={"productId": kettle["id"]}, headers=customer)
+        await gateway.get("/cart", headers=customer)
+
+    await asyncio.to_thread(restart_redis)
+
+    # Each Redis-backed route once: the first command on each stale connection reconnects.
+    calls = [
+        ("GET", "/products", {"params": {"search": "kettle"}}),
+        ("GET", f"/products/{kettle['id']}", {}),
+        ("GET", "/products/lookup", {"params": {"ids": kettle["id"]}}),
+        ("PATCH", f"/products/{kettle['id']}", {"json": {"price": "12.00"}, "headers": admin}),
+        (
+            "PUT",
+            f"/products/{kettle['id']}/inventory",
+            {"json": {"quantity": 30}, "headers": admin},
+        ),  # noqa: E501
+        ("POST", "/users/login", {"json": {"email": email, "password": "correct-horse"}}),
+        ("GET", "/cart", {"headers": customer}),
+        ("POST", "/cart/items", {"json": {"productId": kettle["id"]}, "headers": customer}),
+        ("PUT", item, {"json": {"quantity": 3}, "headers": customer}),
+        ("DELETE", item, {"headers": customer}),
+        ("DELETE", "/cart", {"headers": customer}),
+    ]
+    answers = [
+        (method, path, (await gateway.request(method, path, **kwargs)).status_code)
+        for method, path, kwargs in calls
+    ]
+    assert [a for a in answers if a[2] >= 500] == []
+    assert [a[2] for a in answers] == [200, 200, 200, 200, 200, 200, 200, 201, 200, 200, 204]

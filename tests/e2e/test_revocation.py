@@ -17,7 +17,7 @@ from jose import jwt
 
 from shared_runtime.auth import Claims, create_access_token
 from tests.e2e.test_accounts import login, new_email, register
-from tests.support import ROOT, bearer, error_of, eventually
+from tests.support import ROOT, bearer, error_of, eventually, restart_redis
 
 # One authenticated route of each service, and what a good customer token gets there.
 ROUTES = [
@@ -62,11 +62,6 @@ async def customer(gateway: httpx.AsyncClient) -> tuple[str, dict[str, str], str
     email = new_email()
     user = await register(gateway, email)
     return email, {"Authorization": f"Bearer {await login(gateway, email)}"}, user["id"]
-
-
-def restart_redis() -> None:
-    subprocess.run(["redis-cli", "shutdown", "nosave"], check=False, capture_output=True)
-    subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], check=True)
 
 
 async def test_a_password_change_revokes_every_earlier_token(gateway):

@@ -43,6 +43,7 @@ COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
 # Each package is its own directory (COPY of a directory copies its contents).
+COPY shared_core/ shared_core/
 COPY shared_runtime/ shared_runtime/
 COPY shared_events/ shared_events/
 COPY user_service/ user_service/

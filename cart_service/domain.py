@@ -21,8 +21,8 @@ from typing import Any
 import redis.asyncio as redis
 
 from cart_service.schemas import Cart, CartLine
+from shared_core.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from shared_runtime.errors import ApiError
-from shared_runtime.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from shared_runtime.peers import PeerClient, PeerResponse, PeerUnavailable
 
 CART_TTL_S = 7 * 24 * 3600

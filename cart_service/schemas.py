@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from pydantic import Field
 
+from shared_core.fields import MAX_LINE_QUANTITY, Quantity
 from shared_events.events import CamelModel
-from shared_runtime.fields import MAX_LINE_QUANTITY, Quantity
 
 
 class AddItem(CamelModel):

@@ -20,13 +20,13 @@ from order_service.domain import AdminShipped, CustomerCancelled, TransitionRefu
 from order_service.models import Order, OrderLine
 from order_service.saga import advance, lock_order, record
 from order_service.schemas import OrderOut, OrderPage, PlaceOrder, ShipOrder
+from shared_core.fields import MAX_CART_LINES, MAX_ORDER_TOTAL
 from shared_events.events import OrderCreated
 from shared_events.events import OrderLine as EventLine
 from shared_events.store import add_event, is_erased
 from shared_runtime.auth import AdminUser, Claims, CurrentUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
-from shared_runtime.fields import MAX_CART_LINES, MAX_ORDER_TOTAL
 from shared_runtime.peers import PeerClient, PeerUnavailable
 
 router = APIRouter(prefix="/orders", tags=["orders"])

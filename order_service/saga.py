@@ -13,9 +13,9 @@ from sqlalchemy.orm import selectinload
 
 from order_service.domain import Cancel, Confirm, Input, Ship, decide
 from order_service.models import Order, TimelineEntry
+from shared_core.context import after_commit
 from shared_events.events import OrderCancelled, OrderConfirmed, OrderShipped
 from shared_events.store import add_event
-from shared_runtime.db import after_commit
 
 SAGA_OUTCOMES = Counter(
     "saga_outcomes_total", "Orders reaching an outcome, by outcome.", ["outcome"]

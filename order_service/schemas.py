@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import pycountry
 from pydantic import AfterValidator, Field
 
+from shared_core.fields import Line, OptionalLine
 from shared_events.events import CamelModel
-from shared_runtime.fields import Line, OptionalLine
 
 
 def _country(code: str) -> str:

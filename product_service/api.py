@@ -25,10 +25,10 @@ from product_service.schemas import (
     ProductPatch,
     Sort,
 )
+from shared_core.fields import MAX_CART_LINES
 from shared_runtime.auth import AdminUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
-from shared_runtime.fields import MAX_CART_LINES
 
 router = APIRouter(prefix="/products", tags=["products"])
 JSON = "application/json"

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from product_service.cache import CatalogCache
 from product_service.models import Category, Product
 from product_service.schemas import ProductCreate, ProductFields, ProductPatch
+from shared_core.context import after_commit
 from shared_events.events import InventoryUpdated
 from shared_events.store import add_event
-from shared_runtime.db import after_commit
 from shared_runtime.errors import ApiError
 
 

@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 import pycountry
 from pydantic import AfterValidator, Field, HttpUrl, model_validator
 
+from shared_core.fields import Count, Line, Money, Paragraph
 from shared_events.events import CamelModel
-from shared_runtime.fields import Count, Line, Money, Paragraph
 
 SKU = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CATEGORY = r"^[a-z0-9][a-z0-9-]{0,63}$"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from product_service.cache import CatalogCache
 from product_service.models import Product, StockReservation
+from shared_core.context import after_commit
 from shared_events.events import (
     InventoryUpdated,
     OrderCreated,
@@ -25,7 +26,6 @@ from shared_events.events import (
     StockReserved,
 )
 from shared_events.store import add_event
-from shared_runtime.db import after_commit
 
 
 async def _lock_reservation(session: AsyncSession, order_id: uuid.UUID) -> StockReservation:

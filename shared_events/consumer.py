@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared_core.context import run_after_commit
 from shared_events.bus import EventBus
 from shared_events.events import Event
 from shared_events.store import inbox
@@ -33,7 +34,6 @@ from shared_events.topology import (
     retry_delays_ms,
     retry_queue_name,
 )
-from shared_runtime.db import run_after_commit
 
 log = structlog.get_logger(__name__)
 

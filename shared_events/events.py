@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from shared_runtime.fields import refuse_control_characters
+from shared_core.fields import refuse_control_characters
 
 
 class CamelModel(BaseModel):

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared_core.context import current_request_id
 from shared_events.events import Event
-from shared_runtime.observability import current_request_id
 
 # The relay LISTENs on this channel; NOTIFY is delivered when the writing transaction commits.
 OUTBOX_CHANNEL = "outbox"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from shared_core.context import drop_after_commit, run_after_commit
 
 
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
@@ -47,22 +49,6 @@ async def standalone_sessionmaker(
         await engine.dispose()
 
 
-AfterCommit = Callable[[], Awaitable[None]]
-
-
-def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
-    """Run ``hook`` once the session's transaction has committed (e.g. cache invalidation).
-
-    Run by whoever commits at the edge: the request dependency below, or the event consumer.
-    """
-    session.info.setdefault("after_commit", []).append(hook)
-
-
-async def run_after_commit(session: AsyncSession) -> None:
-    for hook in session.info.pop("after_commit", []):
-        await hook()
-
-
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the route returns, rolled back if it raises.
 
@@ -75,7 +61,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
         except BaseException:
             await session.rollback()
-            session.info.pop("after_commit", None)
+            drop_after_commit(session)
             raise
         else:
             await session.commit()

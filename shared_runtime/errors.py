@@ -1,4 +1,9 @@
-"""One JSON error shape for every error: {"error": {"code", "message", "details"}}."""
+"""One JSON error shape for every error: {"error": {"code", "message", "details"}}.
+
+The one map from domain errors (``shared_core.errors``: what a rule refused, said without
+HTTP) to statuses is here; so are the answers for validation errors, unknown routes, stores
+that do not answer and database refusals. ``ApiError`` is for the HTTP edge itself (a
+missing header, a media type), raised by routes only."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared_core import errors as domain
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +67,26 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The kind of a domain error gives its status (the nearest kind in its class's MRO).
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: 422,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Throttled: 429,
+    domain.Unavailable: 503,
+    domain.DomainError: 400,
+}
+
+
+def domain_status(error: domain.DomainError) -> int:
+    return next(DOMAIN_STATUS[kind] for kind in type(error).__mro__ if kind in DOMAIN_STATUS)
+
+
 class ApiError(Exception):
-    """Raised by routes and domain code; answered in the one error shape."""
+    """Raised by routes for what only HTTP knows (a header, a media type); answered in the one
+    error shape. Rules raise ``shared_core.errors`` instead."""
 
     def __init__(
         self,
@@ -106,6 +131,16 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, domain.DomainError)
+    headers = None
+    if isinstance(exc, domain.Throttled):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, domain.Unavailable):
+        headers = {"Retry-After": "5"}
+    return error_response(domain_status(exc), exc.code, exc.message, exc.details, headers)
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(
@@ -148,6 +183,7 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(domain.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # A database or Redis that does not answer is a fault to retry, not a bug: 503.

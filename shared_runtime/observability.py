@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared_runtime.fields import control_character
+from shared_core.fields import control_character
 
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming X-Request-ID is kept only if it is this; else a new one is made.
@@ -38,11 +38,6 @@ log = structlog.get_logger("access")
 
 # Probes and scrapes are frequent and uninteresting: counted, not logged.
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
-
-
-def current_request_id() -> str | None:
-    value = structlog.contextvars.get_contextvars().get("request_id")
-    return str(value) if value else None
 
 
 class RequestContextMiddleware:

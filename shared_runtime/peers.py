@@ -34,8 +34,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared_core.context import current_request_id
 from shared_runtime.discovery import Discovery
-from shared_runtime.observability import current_request_id
 
 log = structlog.get_logger(__name__)
 

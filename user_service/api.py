@@ -8,8 +8,9 @@ import uuid
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared_core.context import after_commit
 from shared_runtime.auth import AdminUser, Claims, CurrentUser, create_access_token
-from shared_runtime.db import SessionDep, after_commit
+from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
 from user_service import domain
 from user_service.models import User

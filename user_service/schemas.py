@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, EmailStr, Field
 
+from shared_core.fields import Line
 from shared_events.events import CamelModel
-from shared_runtime.fields import Line
 
 E164 = r"^\+[1-9]\d{1,14}$"
 # bcrypt reads at most 72 bytes; a longer password would be silently truncated.

@@ -69,7 +69,7 @@ async def test_a_redis_restart_costs_no_request(gateway: httpx.AsyncClient, admi
             "PUT",
             f"/products/{kettle['id']}/inventory",
             {"json": {"quantity": 30}, "headers": admin},
-        ),  # noqa: E501
+        ),
         ("POST", "/users/login", {"json": {"email": email, "password": "correct-horse"}}),
         ("GET", "/cart", {"headers": customer}),
         ("POST", "/cart/items", {"json": {"productId": kettle["id"]}, "headers": customer}),

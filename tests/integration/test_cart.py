@@ -17,9 +17,9 @@ from cart_service.app import create_app as create_cart_app
 from cart_service.domain import cart_key
 from product_service.app import Settings as ProductSettings
 from product_service.app import create_app as create_product_app
+from shared_core.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from shared_events.bus import EventBus
 from shared_events.events import OrderCreated, OrderLine
-from shared_runtime.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from tests.integration.conftest import USERS_DATABASE
 from tests.support import (
     AMQP_URL,

@@ -21,10 +21,11 @@ from payment_service.providers import SandboxPaymentProvider
 from product_service import stock
 from product_service.cache import CatalogCache
 from product_service.models import Category, Product, StockReservation
+from shared_core.context import run_after_commit
 from shared_events.events import OrderCancelled, OrderCreated, OrderShipped
 from shared_events.events import OrderLine as EventLine
 from shared_events.store import outbox
-from shared_runtime.db import create_engine, create_sessionmaker, run_after_commit
+from shared_runtime.db import create_engine, create_sessionmaker
 from tests.support import REDIS_URL, database_url, migrate
 
 

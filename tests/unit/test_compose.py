@@ -634,7 +634,7 @@ def test_the_dockerfile_builds_a_slim_non_root_image_of_the_locked_dependencies(
             copied += [source.rstrip("/") for source in line.split()[1:-1]]
     for source in copied:
         assert (ROOT / source).exists(), f"COPY {source}: missing"
-    needed = set(PACKAGES) | {"shared_runtime", "shared_events"}
+    needed = set(PACKAGES) | {"shared_core", "shared_runtime", "shared_events"}
     assert needed <= set(copied), f"not copied into the image: {needed - set(copied)}"
     for source in ["pyproject.toml", "uv.lock", *copied]:
         for path in [ROOT / source, *(ROOT / source).rglob("*")]:
@@ -691,7 +691,7 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
 def registered_metrics() -> dict[str, set[str]]:
     """Exposed metric name -> label names, for every metric the code registers."""
     found: dict[str, set[str]] = {}
-    for package in [*PACKAGES, "shared_runtime", "shared_events"]:
+    for package in [*PACKAGES, "shared_core", "shared_runtime", "shared_events"]:
         for path in (ROOT / package).rglob("*.py"):
             if "migrations" in path.parts:
                 continue

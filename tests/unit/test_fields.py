@@ -15,8 +15,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 
 from scripts.stack import SERVICES
-from shared_events.events import CamelModel
-from shared_runtime.fields import (
+from shared_core.fields import (
     MAX_LINE_QUANTITY,
     MAX_PRICE,
     Count,
@@ -26,6 +25,7 @@ from shared_runtime.fields import (
     Paragraph,
     Quantity,
 )
+from shared_events.events import CamelModel
 
 BLANKS = ["", "   ", "\t", "\u00a0", "\u3000", "\u200b\u200d", "\u2028", "\ufeff", " \u2060 "]
 CONTROLS = ["a\x00b", "a\x07b", "a\x1bb", "a\x7fb", "a\x85b"]

@@ -13,6 +13,29 @@ from shared_events.topology import declare_exchange
 PUBLISH_TIMEOUT_S = 10.0
 
 
+def event_message(
+    body: bytes,
+    event_type: str | None,
+    message_id: str | None,
+    correlation_id: str | None,
+    headers: dict[str, Any],
+    created_at: datetime | None,
+    content_type: str | None = "application/json",
+) -> aio_pika.Message:
+    """An event as the broker carries it: persistent JSON, its id, type and correlation id.
+    (A parked message is replayed as it came, whatever its content type.)"""
+    return aio_pika.Message(
+        body=body,
+        content_type=content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message_id,
+        type=event_type,
+        correlation_id=correlation_id,
+        headers=headers,
+        timestamp=created_at,
+    )
+
+
 class EventBus:
     """One robust connection per process: a confirming channel to publish, others to consume."""
 
@@ -71,16 +94,7 @@ class EventBus:
         exchange: AbstractExchange | None = None,
     ) -> None:
         """Publish one persistent message and return once the broker has confirmed it."""
-        message = aio_pika.Message(
-            body=body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            type=event_type,
-            correlation_id=correlation_id,
-            headers=headers,
-            timestamp=created_at,
-        )
+        message = event_message(body, event_type, message_id, correlation_id, headers, created_at)
         # mandatory=False: an event nobody subscribes to yet is not an error.
         await (exchange or self.exchange).publish(
             message, routing_key=routing_key, mandatory=False, timeout=PUBLISH_TIMEOUT_S

@@ -7,6 +7,7 @@ from typing import Any
 
 import aio_pika
 
+from shared_events.bus import event_message
 from shared_events.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared_events.topology import parked_queue_name
 
@@ -113,15 +114,14 @@ async def replay_parked(
             headers.pop(ERROR_HEADER, None)
             try:
                 await channel.default_exchange.publish(
-                    aio_pika.Message(
-                        body=message.body,
+                    event_message(
+                        message.body,
+                        message.type,
+                        message.message_id,
+                        message.correlation_id,
+                        headers,
+                        message.timestamp,
                         content_type=message.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=message.message_id,
-                        type=message.type,
-                        correlation_id=message.correlation_id,
-                        headers=headers,
-                        timestamp=message.timestamp,
                     ),
                     routing_key=service,
                     mandatory=True,

@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared_core.background import BackgroundTask
 from shared_events.bus import EventBus
 from shared_events.store import OUTBOX_CHANNEL, outbox
 
@@ -46,7 +47,7 @@ RETENTION = "7 days"
 HOUSEKEEPING_EVERY_S = 15.0
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundTask):
     def __init__(
         self,
         *,
@@ -68,17 +69,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.service}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self.task_name = f"outbox-relay-{service}"
 
     def wake(self) -> None:
         self._wake.set()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import sqlalchemy as sa
 from fastapi import Depends, Request
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared_core.context import drop_after_commit, run_after_commit
+
+Row = TypeVar("Row")
 
 
 def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
@@ -69,3 +73,28 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def lock_or_create(
+    session: AsyncSession, model: type[Row], key: str, value: Any, **defaults: Any
+) -> Row:
+    """The row of ``model`` whose unique column ``key`` is ``value``, created with ``defaults``
+    if there is none, and locked (``FOR UPDATE``) until the transaction ends.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` then ``SELECT ... FOR UPDATE``: concurrent callers for
+    one key (events of one order arriving at once, in any order) take turns on the same row,
+    whoever created it."""
+    column = getattr(model, key)
+    await session.execute(
+        insert(model)
+        .values({key: value, **defaults})
+        .on_conflict_do_nothing(index_elements=[column])
+    )
+    row = await session.scalar(
+        sa.select(model)
+        .where(column == value)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
+    return row

@@ -22,6 +22,8 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
 from prometheus_client import Counter
 
+from shared_core.background import BackgroundTask
+
 LOG_RECORDS_DROPPED = Counter(
     "log_records_dropped_total",
     "Log records not shipped to Elasticsearch (buffer full or Elasticsearch failing).",
@@ -37,7 +39,7 @@ TEMPLATE = Path(__file__).parent / "elasticsearch" / "index_template.json"
 report = logging.getLogger("shared_runtime.log_shipping")
 
 
-class LogShipper(logging.Handler):
+class LogShipper(BackgroundTask, logging.Handler):
     def __init__(
         self,
         url: str,
@@ -56,7 +58,6 @@ class LogShipper(logging.Handler):
         self.flush_interval_s = flush_interval_s
         self.dropping = False
         self.template_installed = False
-        self._task: asyncio.Task[None] | None = None
 
     # --- the logging side: called from any thread, never blocks ----------------------------
 
@@ -78,19 +79,13 @@ class LogShipper(logging.Handler):
 
     # --- the shipping side: a task in the service's event loop -----------------------------
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="log-shipper")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ship_pending(), timeout=2.0)
         await self.client.close()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             if self.buffer.qsize() < self.batch_size:
                 await asyncio.sleep(self.flush_interval_s)

@@ -13,9 +13,17 @@ and any number of times; :func:`decide` is total and idempotent:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
+
+from shared_core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
+from shared_core.fields import MAX_CART_LINES, MAX_ORDER_TOTAL
 
 
 class Status(StrEnum):
@@ -107,13 +115,8 @@ class Ship:
 Output = Confirm | Cancel | Ship
 
 
-class TransitionRefused(Exception):
-    """A command (cancel, ship) that the order's state does not allow."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class TransitionRefused(Conflict):
+    """A command (cancel, ship) that the order's state does not allow (its code says which)."""
 
 
 CUSTOMER_REASON = "Cancelled at your request."
@@ -132,16 +135,18 @@ def decide(saga: Saga, event: Input) -> tuple[Saga, list[Output]]:
     if isinstance(event, AdminShipped):
         if saga.status is not Status.CONFIRMED:
             raise TransitionRefused(
-                "order_not_shippable",
                 f"Only a CONFIRMED order can ship; this one is {saga.status}.",
+                {"status": saga.status.value},
+                code="order_not_shippable",
             )
         return dataclasses.replace(saga, status=Status.SHIPPED), [Ship(event.tracking_number)]
 
     if isinstance(event, CustomerCancelled):
         if saga.status not in (Status.PENDING, Status.CONFIRMED):
             raise TransitionRefused(
-                "order_not_cancellable",
                 f"A {saga.status} order cannot be cancelled.",
+                {"status": saga.status.value},
+                code="order_not_cancellable",
             )
         return _cancel(saga, "customer", CUSTOMER_REASON)
 
@@ -195,3 +200,124 @@ def out_of_stock_reason(short: list[tuple[str, int, int | None]]) -> str:
         for name, asked, available in short
     ]
     return "Out of stock: " + "; ".join(parts) + "."
+
+
+# --- placing an order --------------------------------------------------------------------
+
+# A key means one request for this long; after it, the customer may use it for a new order.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class NotTheCustomer(Forbidden):
+    """Only the customer who placed an order may cancel it."""
+
+
+class AccountErased(Unauthenticated):
+    code = "token_revoked"
+
+
+class CartEmpty(Conflict):
+    code = "cart_empty"
+
+
+class ProductInactive(Conflict):
+    code = "product_inactive"
+
+
+class CurrencyMismatch(Conflict):
+    code = "currency_mismatch"
+
+
+class OrderLimit(Invalid):
+    code = "order_limit"
+
+
+class IdempotencyKeyReused(Invalid):
+    code = "idempotency_key_reused"
+
+
+class PricingUnavailable(Unavailable):
+    code = "dependency_unavailable"
+
+    def __init__(self, peer: str) -> None:
+        super().__init__(
+            f"The order cannot be priced right now ({peer} is unavailable). Try again shortly.",
+            {"peer": peer},
+        )
+
+
+@dataclass(frozen=True)
+class Line:
+    product_id: uuid.UUID
+    name: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class Priced:
+    lines: list[Line]
+    currency: str
+    total: Decimal
+
+
+def price(cart_items: list[dict[str, Any]]) -> Priced:
+    """An order's lines from the customer's cart as cart_service priced it just now.
+
+    Refused: an empty cart, a line priced only from stale data (product_service is down), a
+    product no longer sold, mixed currencies, more lines or a higher total than allowed."""
+    if not cart_items:
+        raise CartEmpty("The cart is empty.")
+    if any(item["stale"] for item in cart_items):
+        raise PricingUnavailable("product_service")
+    for item in cart_items:
+        if not item["active"]:
+            raise ProductInactive(
+                f"{item['name']} is no longer sold; remove it from the cart.",
+                {"productId": item["productId"]},
+            )
+    currencies = {item["currency"] for item in cart_items}
+    if len(currencies) != 1:
+        raise CurrencyMismatch("The cart mixes currencies.")
+    currency = currencies.pop()
+    lines = [
+        Line(
+            product_id=uuid.UUID(item["productId"]),
+            name=item["name"],
+            quantity=int(item["quantity"]),
+            unit_price=Decimal(item["unitPrice"]),
+        )
+        for item in cart_items
+    ]
+    total = sum((line.unit_price * line.quantity for line in lines), Decimal("0"))
+    if len(lines) > MAX_CART_LINES or total > MAX_ORDER_TOTAL:
+        raise OrderLimit(
+            f"An order has at most {MAX_CART_LINES} lines and a total of at most "
+            f"{MAX_ORDER_TOTAL} {currency}.",
+            {"maxLines": MAX_CART_LINES, "maxTotal": str(MAX_ORDER_TOTAL)},
+        )
+    return Priced(lines=lines, currency=currency, total=total)
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """What identifies a request's body, whatever the order of its keys."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def key_expired(first_used_at: datetime, now: datetime) -> bool:
+    return first_used_at < now - IDEMPOTENCY_KEY_TTL
+
+
+def check_same_request(order_id: uuid.UUID, stored: str | None, fingerprint: str) -> None:
+    """The same key again is the same request (its first answer again), or a mistake.
+
+    ``stored`` is None for an order placed before fingerprints were kept: taken as the same."""
+    if stored not in (None, fingerprint):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different request; use a new key.",
+            {"orderId": str(order_id)},
+        )

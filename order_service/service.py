@@ -1,21 +1,65 @@
-"""Driving stored orders through the saga: load, decide, store, emit, in one transaction."""
+"""The order saga's use cases: place an order, then drive it through the saga (load it, let
+``domain.decide`` say what happens, store the new state and emit the events), one transaction
+each. With ``domain.py`` it is the whole saga: its first step (pricing from the cart,
+OrderCreated) is here too, and handlers, routes and the deadline sweeper only call in."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from order_service.domain import Cancel, Confirm, Input, Ship, decide
-from order_service.models import Order, TimelineEntry
+from order_service.domain import (
+    AccountErased,
+    AdminShipped,
+    Cancel,
+    Confirm,
+    CustomerCancelled,
+    Input,
+    NotTheCustomer,
+    OrderNotFound,
+    PaymentWasAuthorised,
+    PaymentWasDeclined,
+    PricingUnavailable,
+    Ship,
+    Status,
+    StockWasReserved,
+    StockWasShort,
+    check_same_request,
+    decide,
+    key_expired,
+    out_of_stock_reason,
+    payment_declined_reason,
+    price,
+)
+from order_service.models import Order, OrderLine, TimelineEntry
 from shared_core.context import after_commit
-from shared_events.events import OrderCancelled, OrderConfirmed, OrderShipped
-from shared_events.store import add_event
+from shared_events.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderShipped,
+    PaymentProcessed,
+    StockReservationFailed,
+    StockReserved,
+    UserDeleted,
+)
+from shared_events.events import OrderLine as EventLine
+from shared_events.store import (
+    ERASED_EMAIL,
+    add_event,
+    erase_from_outbox,
+    is_erased,
+    record_erasure,
+)
+from shared_runtime.auth import Claims
+from shared_runtime.peers import PeerClient, PeerUnavailable
 
 SAGA_OUTCOMES = Counter(
     "saga_outcomes_total", "Orders reaching an outcome, by outcome.", ["outcome"]
@@ -104,3 +148,250 @@ async def advance(session: AsyncSession, order: Order, saga_input: Input) -> Non
         if isinstance(output, Ship):
             details = {"trackingNumber": output.tracking_number}
         record(session, order, event.event_type(), "emitted", details)
+
+
+# --- the first step: an order from the cart ------------------------------------------------
+
+
+async def _cart(peers: PeerClient, authorization: str) -> list[dict[str, Any]]:
+    """The caller's cart, priced by product_service now: never by the client."""
+    try:
+        cart = await peers.request(
+            "GET",
+            "cart_service",
+            "/cart",
+            headers={"Authorization": authorization},
+            idempotent=True,
+        )
+    except PeerUnavailable as exc:
+        raise PricingUnavailable("cart_service") from exc
+    if cart.status_code != 200:
+        raise PricingUnavailable("cart_service")
+    items: list[dict[str, Any]] = cart.json()["items"]
+    return items
+
+
+def _with_everything() -> list[Any]:
+    return [selectinload(Order.lines), selectinload(Order.timeline)]
+
+
+async def _by_key(session: AsyncSession, user: Claims, key: str) -> Order | None:
+    return await session.scalar(
+        sa.select(Order)
+        .where(Order.user_id == user.user_id, Order.idempotency_key == key)
+        .options(*_with_everything())
+    )
+
+
+async def reloaded(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    """The order as stored now, lines and timeline included."""
+    order = await session.scalar(
+        sa.select(Order)
+        .where(Order.id == order_id)
+        .options(*_with_everything())
+        .execution_options(populate_existing=True)
+    )
+    assert order is not None
+    return order
+
+
+async def place_order(
+    session: AsyncSession,
+    peers: PeerClient,
+    user: Claims,
+    *,
+    authorization: str,
+    idempotency_key: str,
+    fingerprint: str,
+    shipping_address: dict[str, Any],
+    payment_method_id: str,
+    deadline_s: float,
+) -> Order:
+    """A PENDING order from the caller's cart, and OrderCreated, which starts the saga.
+
+    The same key with the same body is the same request: its order, nothing created. With
+    another body it is refused; after ``IDEMPOTENCY_KEY_TTL`` the key is free again."""
+    existing = await _by_key(session, user, idempotency_key)
+    if existing is not None and key_expired(existing.created_at, datetime.now(UTC)):
+        existing.idempotency_key = None  # expired: this is a new request
+        await session.flush()
+        existing = None
+    if existing is not None:
+        check_same_request(existing.id, existing.request_fingerprint, fingerprint)
+        return existing
+    if await is_erased(session, user.user_id):  # deleted in the seconds before its token expired
+        raise AccountErased("This account no longer exists.")
+
+    priced = price(await _cart(peers, authorization))
+    order = Order(
+        id=uuid.uuid4(),
+        user_id=user.user_id,
+        user_email=user.email,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        total_amount=priced.total,
+        currency=priced.currency,
+        shipping_address=shipping_address,
+        payment_method_id=payment_method_id,
+        deadline_at=datetime.now(UTC) + timedelta(seconds=deadline_s),
+        lines=[
+            OrderLine(
+                position=n,
+                product_id=line.product_id,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for n, line in enumerate(priced.lines)
+        ],
+        timeline=[],
+    )
+    session.add(order)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # The same key raced in from a second request: answer the order that won.
+        await session.rollback()
+        winner = await _by_key(session, user, idempotency_key)
+        if winner is None:
+            raise
+        check_same_request(winner.id, winner.request_fingerprint, fingerprint)
+        return winner
+    event = OrderCreated(
+        order_id=order.id,
+        user_id=user.user_id,
+        total_amount=priced.total,
+        currency=priced.currency,
+        user_email=user.email,
+        items=[
+            EventLine(
+                product_id=line.product_id,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in priced.lines
+        ],
+        payment_method_id=payment_method_id,
+    )
+    await add_event(session, event, correlation_id=order.id)
+    record(session, order, "OrderCreated", "emitted", {"totalAmount": str(priced.total)})
+    await session.flush()
+    return await reloaded(session, order.id)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+async def visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
+    """The order, if the caller placed it or is an admin."""
+    order = await session.get(Order, order_id, options=_with_everything())
+    if order is None or (order.user_id != user.user_id and not user.is_admin):
+        raise OrderNotFound("No order with this id.")
+    return order
+
+
+async def list_orders(
+    session: AsyncSession, user: Claims, status: Status | None, page: int, page_size: int
+) -> tuple[list[Order], int]:
+    """The caller's orders (an admin's: everyone's), newest first, and how many in all."""
+    conditions: list[Any] = [] if user.is_admin else [Order.user_id == user.user_id]
+    if status:
+        conditions.append(Order.status == status)
+    total = await session.scalar(sa.select(sa.func.count()).select_from(Order).where(*conditions))
+    orders = await session.scalars(
+        sa.select(Order)
+        .where(*conditions)
+        .options(*_with_everything())
+        .order_by(Order.created_at.desc(), Order.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(orders), total or 0
+
+
+# --- commands: the customer cancels, an admin ships --------------------------------------------
+
+
+async def _command(
+    session: AsyncSession, order_id: uuid.UUID, command: CustomerCancelled | AdminShipped, name: str
+) -> Order:
+    order = await lock_order(session, order_id)
+    assert order is not None
+    record(session, order, name, "command")
+    # TransitionRefused rolls the transaction back, its timeline entry included.
+    await advance(session, order, command)
+    await session.flush()
+    return await reloaded(session, order_id)
+
+
+async def cancel(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
+    order = await visible_order(session, user, order_id)
+    if order.user_id != user.user_id:
+        raise NotTheCustomer("Only the customer who placed an order can cancel it.")
+    return await _command(session, order_id, CustomerCancelled(), "CancelRequested")
+
+
+async def ship(session: AsyncSession, order_id: uuid.UUID, tracking_number: str) -> Order:
+    if await session.get(Order, order_id) is None:
+        raise OrderNotFound("No order with this id.")
+    return await _command(session, order_id, AdminShipped(tracking_number), "ShipRequested")
+
+
+# --- what the other services report ------------------------------------------------------------
+
+
+class UnknownOrder(Exception):
+    """An event about an order this service does not have (yet): retried, then parked."""
+
+
+async def _apply(
+    session: AsyncSession, event: Any, saga_input: Input, details: dict[str, Any] | None = None
+) -> None:
+    order = await lock_order(session, event.order_id)
+    if order is None:
+        raise UnknownOrder(f"order {event.order_id} not found")
+    record(session, order, event.event_type(), "received", details)
+    await advance(session, order, saga_input)
+
+
+async def stock_reserved(session: AsyncSession, event: StockReserved) -> None:
+    await _apply(session, event, StockWasReserved())
+
+
+async def stock_short(session: AsyncSession, event: StockReservationFailed) -> None:
+    order = await lock_order(session, event.order_id, with_lines=True)
+    names = {line.product_id: line.name for line in order.lines} if order else {}
+    short = [
+        (names.get(item.product_id, str(item.product_id)), item.quantity, item.available)
+        for item in event.items
+    ]
+    reason = out_of_stock_reason(short) if short else event.reason
+    await _apply(session, event, StockWasShort(reason), {"reason": reason})
+
+
+async def payment_processed(session: AsyncSession, event: PaymentProcessed) -> None:
+    if event.success:
+        await _apply(session, event, PaymentWasAuthorised(), {"success": True})
+        return
+    reason = payment_declined_reason(event.decline_code, event.reason)
+    details = {"success": False, "declineCode": event.decline_code, "reason": reason}
+    await _apply(session, event, PaymentWasDeclined(reason), details)
+
+
+async def erase_customer(session: AsyncSession, event: UserDeleted) -> None:
+    """Orders stay for the shop's accounts, with no one in them: the e-mail and the shipping
+    address (name, street, city, postcode) go; the country stays (taxes). Orders placed in the
+    seconds before the deletion settled are refused (the tombstone)."""
+    await record_erasure(session, event.user_id)
+    await session.execute(
+        sa.update(Order)
+        .where(Order.user_id == event.user_id)
+        .values(
+            user_email=ERASED_EMAIL,
+            shipping_address=sa.func.jsonb_build_object(
+                "erased", True, "country", Order.shipping_address["country"].astext
+            ),
+        )
+    )
+    await erase_from_outbox(session, event.user_id)

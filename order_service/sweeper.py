@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import sqlalchemy as sa
 import structlog
@@ -11,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.domain import DeadlinePassed, Status
 from order_service.models import Order
-from order_service.saga import advance, record
+from order_service.service import advance, record
+from shared_core.background import BackgroundTask
 
 log = structlog.get_logger(__name__)
 BATCH = 100
@@ -37,22 +37,14 @@ async def cancel_overdue(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     return len(overdue)
 
 
-class DeadlineSweeper:
+class DeadlineSweeper(BackgroundTask):
+    task_name = "saga-deadline-sweeper"
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], interval_s: float) -> None:
         self.sessionmaker = sessionmaker
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="saga-deadline-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 while await cancel_overdue(self.sessionmaker) == BATCH:

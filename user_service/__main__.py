@@ -9,8 +9,8 @@ import sys
 from shared_runtime.cli import run_service_cli
 from shared_runtime.db import standalone_sessionmaker
 from user_service.app import Settings, create_app
-from user_service.domain import make_admin
 from user_service.schemas import RegisterRequest
+from user_service.service import make_admin
 
 
 def create_admin(argv: list[str]) -> int:

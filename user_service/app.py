@@ -11,7 +11,7 @@ from shared_runtime.auth import FetchTokenState, TokenState
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 from user_service.api import internal, router
-from user_service.domain import LoginThrottle, token_state
+from user_service.service import LoginThrottle, token_state
 
 
 class Settings(ServiceSettings):

@@ -10,14 +10,13 @@ from pydantic import AfterValidator, EmailStr, Field
 
 from shared_core.fields import Line
 from shared_events.events import CamelModel
+from user_service.domain import MAX_PASSWORD_BYTES, fits_bcrypt
 
 E164 = r"^\+[1-9]\d{1,14}$"
-# bcrypt reads at most 72 bytes; a longer password would be silently truncated.
-MAX_PASSWORD_BYTES = 72
 
 
 def _fits_bcrypt(value: str) -> str:
-    if len(value.encode()) > MAX_PASSWORD_BYTES:
+    if not fits_bcrypt(value):
         raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes")
     return value
 

@@ -1,1 +1,0 @@
-"""Event consumers of user_service: none yet; it only publishes UserRegistered."""

@@ -1,0 +1,280 @@
+"""Accounts' use cases: registration, admins, login, password checks and changes, activation,
+deletion and token states; and the login throttle's counts in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import bcrypt
+import redis.asyncio as redis
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared_core.context import after_commit
+from shared_events.events import UserDeleted, UserRegistered
+from shared_events.store import add_event, erase_from_outbox
+from shared_runtime.auth import Claims, TokenState, TokenStates, create_access_token
+from user_service import domain
+from user_service.models import User
+
+log = structlog.get_logger(__name__)
+
+BCRYPT_COST = 10
+# Compared against when the e-mail is unknown, so a miss costs as much as a hit.
+_DUMMY_HASH = bcrypt.hashpw(b"not-a-real-password", bcrypt.gensalt(BCRYPT_COST))
+
+
+async def hash_password(password: str) -> str:
+    hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))
+    return hashed.decode()
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    if not domain.fits_bcrypt(password):
+        return False
+    stored = password_hash.encode() if password_hash else _DUMMY_HASH
+    matches = await asyncio.to_thread(bcrypt.checkpw, password.encode(), stored)
+    return matches and password_hash is not None
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == domain.normalise_email(email)))
+
+
+async def account(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The caller's own account (their token may outlive it)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise domain.AccountNotFound("This account no longer exists.")
+    return user
+
+
+def access_token(user: User, *, secret: str, ttl_s: int) -> str:
+    claims = Claims(
+        sub=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        token_version=user.token_version,
+    )
+    return create_access_token(claims, secret, ttl_s)
+
+
+async def register_user(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    phone: str | None = None,
+    role: str = "customer",
+) -> User:
+    """Create the account and write UserRegistered to the outbox in the same transaction."""
+    email = domain.normalise_email(email)
+    if await find_by_email(session, email) is not None:
+        raise domain.email_taken()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        password_hash=await hash_password(password),
+        full_name=full_name,
+        phone=phone,
+        role=role,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent registration with the same e-mail won
+        raise domain.email_taken() from exc
+    await add_event(
+        session,
+        UserRegistered(user_id=user.id, email=email, full_name=full_name, phone=phone),
+        correlation_id=user.id,
+    )
+    return user
+
+
+async def make_admin(session: AsyncSession, *, email: str, password: str, full_name: str) -> User:
+    """Create an administrator, or promote an existing account and set its password."""
+    user = await find_by_email(session, email)
+    if user is None:
+        return await register_user(
+            session, email=email, password=password, full_name=full_name, role="admin"
+        )
+    user.role = "admin"
+    user.password_hash = await hash_password(password)
+    return user
+
+
+async def token_state(session: AsyncSession, user_id: uuid.UUID) -> TokenState | None:
+    """What every service checks a token against (shared_runtime.auth.TokenStates)."""
+    row = (
+        await session.execute(select(User.token_version, User.active).where(User.id == user_id))
+    ).one_or_none()
+    return TokenState(row.token_version, row.active) if row else None
+
+
+async def known_token_state(session: AsyncSession, user_id: uuid.UUID) -> TokenState:
+    """The token state of an account that exists; the other services read a refusal as
+    "no such account" (shared_runtime.auth.ask_user_service)."""
+    state = await token_state(session, user_id)
+    if state is None:
+        raise domain.AccountNotFound("No such account.")
+    return state
+
+
+async def log_in(
+    session: AsyncSession, throttle: LoginThrottle, *, email: str, password: str, ip: str
+) -> User:
+    """The account whose password this is. Failures are counted; a deactivated account is
+    refused only once its password is right, so no one else learns it is."""
+    await throttle.check(email, ip)
+    user = await find_by_email(session, email)
+    # An unknown e-mail is checked against a dummy hash: as slow as a wrong password.
+    right = await verify_password(password, user.password_hash if user else None)
+    if user is None or not right:
+        await throttle.record_failure(email, ip)
+        raise domain.wrong_credentials()
+    await throttle.record_success(email, ip)
+    domain.check_can_log_in(user)
+    return user
+
+
+async def confirm_password(throttle: LoginThrottle, user: User, password: str, ip: str) -> None:
+    """The account's password, re-entered before a change that cannot be undone. Failures
+    count like failed logins: a stolen token is no way to guess the password."""
+    await throttle.check(user.email, ip)
+    if not await verify_password(password, user.password_hash):
+        await throttle.record_failure(user.email, ip)
+        raise domain.wrong_password()
+    await throttle.record_success(user.email, ip)  # also: no counter keyed by the e-mail stays
+
+
+def _revoked_after_commit(
+    session: AsyncSession, token_states: TokenStates, user_id: uuid.UUID
+) -> None:
+    """This process asks again at once; the others within AUTH_CACHE_S."""
+
+    async def forget() -> None:
+        token_states.forget(user_id)
+
+    after_commit(session, forget)
+
+
+async def change_password(
+    session: AsyncSession,
+    throttle: LoginThrottle,
+    token_states: TokenStates,
+    user_id: uuid.UUID,
+    *,
+    current: str,
+    new: str,
+    ip: str,
+) -> User:
+    """Set a new password; every token signed before it is revoked (the version moves on)."""
+    user = await account(session, user_id)
+    await confirm_password(throttle, user, current, ip)
+    user.password_hash = await hash_password(new)
+    domain.revoke_tokens(user)
+    _revoked_after_commit(session, token_states, user.id)
+    return user
+
+
+async def set_active(
+    session: AsyncSession, token_states: TokenStates, user_id: uuid.UUID, *, active: bool
+) -> User:
+    """Deactivate (tokens revoked, logins refused) or reactivate an account (tokens revoked by
+    the deactivation stay revoked)."""
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise domain.AccountNotFound("No such account.")
+    domain.set_active(user, active)
+    _revoked_after_commit(session, token_states, user_id)
+    return user
+
+
+async def deactivate(
+    session: AsyncSession, token_states: TokenStates, user_id: uuid.UUID, *, by: uuid.UUID
+) -> User:
+    """An administrator (``by``) deactivates an account other than their own."""
+    domain.check_deactivation(user_id, by)
+    return await set_active(session, token_states, user_id, active=False)
+
+
+async def delete_account(
+    session: AsyncSession,
+    throttle: LoginThrottle,
+    token_states: TokenStates,
+    user_id: uuid.UUID,
+    *,
+    password: str,
+    ip: str,
+) -> None:
+    """The customer's own erasure: the account goes, UserDeleted tells every other service to
+    erase or anonymise what it holds, and this database keeps nothing of the person (their
+    UserRegistered in the outbox is anonymised too)."""
+    user = await account(session, user_id)
+    await confirm_password(throttle, user, password, ip)
+    await session.delete(user)
+    await erase_from_outbox(session, user.id)
+    await add_event(session, UserDeleted(user_id=user.id), correlation_id=user.id)
+    _revoked_after_commit(session, token_states, user.id)
+
+
+class LoginThrottle:
+    """Counts failed logins per e-mail and per client IP in Redis, over a sliding window;
+    ``domain.check_attempts`` decides from the counts.
+
+    If Redis is unreachable the throttle lets logins through and says so in the log:
+    a Redis outage must not lock every customer out.
+    """
+
+    def __init__(self, client: redis.Redis, *, per_email: int, per_ip: int, window_s: int) -> None:
+        self.client = client
+        self.limits = {"email": per_email, "ip": per_ip}
+        self.window_s = window_s
+
+    def _keys(self, email: str, ip: str) -> dict[str, str]:
+        return {
+            "email": f"login-failures:email:{domain.normalise_email(email)}",
+            "ip": f"login-failures:ip:{ip}",
+        }
+
+    async def check(self, email: str, ip: str) -> None:
+        keys = self._keys(email, ip)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key in keys.values():
+                    pipe.get(key)
+                    pipe.ttl(key)
+                values = await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+            return
+        counts = {
+            kind: domain.FailureCount(int(count), int(ttl))
+            for kind, count, ttl in zip(keys, values[::2], values[1::2], strict=True)
+            if count is not None
+        }
+        domain.check_attempts(counts, self.limits)
+
+    async def record_failure(self, email: str, ip: str) -> None:
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in self._keys(email, ip).values():
+                    pipe.incr(key)
+                    pipe.expire(key, self.window_s, nx=True)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+
+    async def record_success(self, email: str, ip: str) -> None:
+        # Only the e-mail's count: one good login from an address must not clear what that
+        # address got wrong for other accounts.
+        try:
+            await self.client.delete(self._keys(email, ip)["email"])
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
-from payment_service.models import Payment
+from payment_service import service
 from payment_service.schemas import PaymentOut
 from shared_runtime.auth import CurrentUser
 from shared_runtime.db import SessionDep
@@ -24,12 +23,5 @@ async def list_payments(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> list[PaymentOut]:
     """The caller's payments (an admin: everyone's), newest first, optionally for one order."""
-    conditions: list[Any] = [Payment.status != "cancelled"]
-    if not user.is_admin:
-        conditions.append(Payment.user_id == user.user_id)
-    if order_id is not None:
-        conditions.append(Payment.order_id == order_id)
-    rows = await session.scalars(
-        sa.select(Payment).where(*conditions).order_by(Payment.created_at.desc()).limit(limit)
-    )
+    rows = await service.list_payments(session, user.user_id, user.is_admin, order_id, limit)
     return [PaymentOut.model_validate(row, from_attributes=True) for row in rows]

@@ -1,121 +1,114 @@
-"""Payments for orders: authorise on OrderCreated, capture on OrderShipped, void on OrderCancelled.
+"""The payment of one order as a state machine, with no I/O.
 
-Each order's payment row is created first (``INSERT ... ON CONFLICT DO NOTHING``) and locked,
-so one order's events are applied one at a time in any arrival order. The provider is called
-with an idempotency key derived from the order id, so even a retry after a crash between the
-provider's answer and our commit never authorises, captures or voids twice.
+Each order has one payment row, created and locked when its first event arrives (status
+"new"). Its events may arrive in any order and any number of times:
+
+- OrderCreated authorises a new payment -> authorised, or failed if the provider declines.
+  On any other status it is a duplicate, or the order was cancelled first: nothing happens.
+- OrderCancelled on a new payment leaves the tombstone "cancelled", so a late OrderCreated
+  authorises nothing; an authorised payment is voided -> voided; any other does nothing.
+- OrderShipped captures an authorised payment -> captured; a captured one is a duplicate.
+  Any other is refused: only a confirmed order ships, and it is confirmed only after the
+  authorisation, so the event is retried and then parked.
+
+The provider is called with an idempotency key derived from the order id, so even a retry
+after a crash between the provider's answer and our commit never authorises, captures or
+voids twice.
 """
 
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
+from typing import assert_never
 
-import sqlalchemy as sa
-import structlog
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from payment_service.models import Payment
-from payment_service.providers import PaymentProvider
-from shared_events.events import (
-    OrderCancelled,
-    OrderCreated,
-    OrderShipped,
-    PaymentProcessed,
-    UserDeleted,
-)
-from shared_events.store import (
-    ERASED_EMAIL,
-    add_event,
-    erase_from_outbox,
-    is_erased,
-    record_erasure,
-)
-
-log = structlog.get_logger(__name__)
+from shared_core.errors import Conflict
+from shared_events.events import OrderCancelled, OrderCreated, OrderShipped
 
 
-async def _lock(session: AsyncSession, order_id: uuid.UUID, user_id: uuid.UUID) -> Payment:
-    await session.execute(
-        insert(Payment)
-        .values(id=uuid.uuid4(), order_id=order_id, user_id=user_id, status="new")
-        .on_conflict_do_nothing(index_elements=[Payment.order_id])
-    )
-    payment = await session.scalar(
-        sa.select(Payment)
-        .where(Payment.order_id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert payment is not None
-    return payment
+class Status(StrEnum):
+    NEW = "new"
+    AUTHORISED = "authorised"
+    FAILED = "failed"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    # The tombstone of an order cancelled before its OrderCreated arrived: it is no payment,
+    # nothing is ever asked of the provider for it.
+    CANCELLED = "cancelled"
 
 
-async def authorise(session: AsyncSession, provider: PaymentProvider, event: OrderCreated) -> None:
-    payment = await _lock(session, event.order_id, event.user_id)
-    if payment.status != "new":  # a duplicate, or the order was cancelled first
-        return
-    result = await provider.authorise(
-        order_id=event.order_id,
-        amount=event.total_amount,
-        currency=event.currency,
-        payment_method_id=event.payment_method_id,
-    )
-    # An order placed just before its customer deleted the account is still paid for, by no one.
-    email = ERASED_EMAIL if await is_erased(session, event.user_id) else event.user_email
-    payment.user_email = email
-    payment.amount = event.total_amount
-    payment.currency = event.currency
-    payment.provider = provider.name
-    payment.provider_payment_id = result.provider_payment_id
-    payment.status = "authorised" if result.success else "failed"
-    payment.decline_code = result.decline_code
-    payment.failure_reason = result.reason
-    await add_event(
-        session,
-        PaymentProcessed(
-            order_id=event.order_id,
-            payment_id=payment.id,
-            success=result.success,
-            transaction_id=result.provider_payment_id,
-            reason=result.reason,
-            decline_code=result.decline_code,
-            user_id=event.user_id,
-            user_email=email,
-        ),
-        correlation_id=event.order_id,
-    )
+class Action(StrEnum):
+    """What an event does to a payment. The first three are calls to the provider."""
+
+    AUTHORISE = "authorise"
+    CAPTURE = "capture"
+    VOID = "void"
+    TOMBSTONE = "tombstone"
+    NOTHING = "nothing"
 
 
-async def void(session: AsyncSession, provider: PaymentProvider, event: OrderCancelled) -> None:
-    payment = await _lock(session, event.order_id, event.user_id)
-    if payment.status == "new":
-        payment.status = "cancelled"  # the tombstone: a late OrderCreated authorises nothing
-    elif payment.status == "authorised":
-        assert payment.provider_payment_id is not None
-        await provider.void(
-            order_id=event.order_id, provider_payment_id=payment.provider_payment_id
-        )
-        payment.status = "voided"
+PROVIDER_CALLS = frozenset({Action.AUTHORISE, Action.CAPTURE, Action.VOID})
+
+PaymentEvent = OrderCreated | OrderCancelled | OrderShipped
 
 
-async def capture(session: AsyncSession, provider: PaymentProvider, event: OrderShipped) -> None:
-    payment = await _lock(session, event.order_id, event.user_id)
-    if payment.status == "authorised":
-        assert payment.provider_payment_id is not None
-        await provider.capture(
-            order_id=event.order_id, provider_payment_id=payment.provider_payment_id
-        )
-        payment.status = "captured"
-    elif payment.status != "captured":
-        # Only a confirmed order ships, and it is confirmed only after the authorisation.
-        raise LookupError(f"no authorised payment to capture for order {event.order_id}")
+class NothingToCapture(Conflict):
+    """An order shipped whose payment was never authorised (or was failed or voided)."""
+
+    code = "nothing_to_capture"
 
 
-async def erase_customer(session: AsyncSession, event: UserDeleted) -> None:
-    """Payments stay for the accounts (amounts, provider ids), with no e-mail in them."""
-    await record_erasure(session, event.user_id)
-    await session.execute(
-        sa.update(Payment).where(Payment.user_id == event.user_id).values(user_email=ERASED_EMAIL)
-    )
-    await erase_from_outbox(session, event.user_id)
+def decide(status: str, event: PaymentEvent) -> Action:
+    """What ``event`` does to a payment in ``status``: total over every status and event.
+
+    Raises NothingToCapture for an OrderShipped whose payment is neither authorised nor
+    already captured."""
+    match event:
+        case OrderCreated():
+            # Any other status: a duplicate, or the order was cancelled first.
+            return Action.AUTHORISE if status == Status.NEW else Action.NOTHING
+        case OrderCancelled():
+            if status == Status.NEW:
+                return Action.TOMBSTONE
+            if status == Status.AUTHORISED:
+                return Action.VOID
+            return Action.NOTHING  # failed, captured, voided or already cancelled
+        case OrderShipped():
+            if status == Status.AUTHORISED:
+                return Action.CAPTURE
+            if status == Status.CAPTURED:
+                return Action.NOTHING
+            raise NothingToCapture(
+                f"no authorised payment to capture for order {event.order_id}",
+                {"orderId": str(event.order_id), "status": status},
+            )
+        case _:
+            assert_never(event)
+
+
+def status_after(action: Action, *, success: bool = True) -> Status:
+    """The payment's status once ``action`` is done. ``success`` is the provider's answer to an
+    authorisation (a decline is an answer, not an error); a refused capture or void raises in
+    the provider and changes nothing here."""
+    if action is Action.AUTHORISE:
+        return Status.AUTHORISED if success else Status.FAILED
+    if action is Action.CAPTURE:
+        return Status.CAPTURED
+    if action is Action.VOID:
+        return Status.VOIDED
+    if action is Action.TOMBSTONE:
+        return Status.CANCELLED
+    raise ValueError(f"{action} changes no status")
+
+
+def idempotency_key(action: Action, order_id: uuid.UUID) -> str:
+    """The provider's idempotency key for one call on one order's payment: a retry of the same
+    call sends the same key, so the provider does it once."""
+    if action not in PROVIDER_CALLS:
+        raise ValueError(f"{action} is no provider call")
+    return f"{action}-{order_id}"
+
+
+def listed_owner(user_id: uuid.UUID, is_admin: bool) -> uuid.UUID | None:
+    """Whose payments a caller may list: their own, or everyone's (None) for an admin."""
+    return None if is_admin else user_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service import domain
+from payment_service import service
 from payment_service.providers import PaymentProvider
 from shared_events.consumer import EventContext, Handler
 from shared_events.events import Event, OrderCancelled, OrderCreated, OrderShipped, UserDeleted
@@ -15,18 +15,18 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     provider: PaymentProvider = app.state.payment_provider
 
     async def on_order_created(session: AsyncSession, event: OrderCreated, _: EventContext) -> None:
-        await domain.authorise(session, provider, event)
+        await service.authorise(session, provider, event)
 
     async def on_order_cancelled(
         session: AsyncSession, event: OrderCancelled, _: EventContext
     ) -> None:
-        await domain.void(session, provider, event)
+        await service.void(session, provider, event)
 
     async def on_order_shipped(session: AsyncSession, event: OrderShipped, _: EventContext) -> None:
-        await domain.capture(session, provider, event)
+        await service.capture(session, provider, event)
 
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
-        await domain.erase_customer(session, event)
+        await service.erase_customer(session, event)
 
     return {
         OrderCreated: on_order_created,

@@ -16,7 +16,8 @@ class Base(DeclarativeBase):
 
 
 class Payment(Base):
-    """status: authorised, captured, voided, failed; "cancelled" is the tombstone of an order
+    """status (``domain.Status``): new (created by the order's first event, not yet
+    authorised), authorised, captured, voided, failed; "cancelled" is the tombstone of an order
     cancelled before its OrderCreated arrived here (nothing is ever authorised for it)."""
 
     __tablename__ = "payments"

@@ -10,6 +10,8 @@ from typing import Protocol
 
 import stripe
 
+from payment_service.domain import Action, idempotency_key
+
 
 @dataclass(frozen=True)
 class Authorisation:
@@ -184,7 +186,7 @@ class StripePaymentProvider:
                     "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                     "metadata": {"order_id": str(order_id)},
                 },
-                {"idempotency_key": f"authorise-{order_id}"},
+                {"idempotency_key": idempotency_key(Action.AUTHORISE, order_id)},
             )
         except stripe.CardError as exc:
             error = exc.error
@@ -220,7 +222,8 @@ class StripePaymentProvider:
             "succeeded",
             provider_payment_id,
             self.client.v1.payment_intents.capture_async(
-                provider_payment_id, options={"idempotency_key": f"capture-{order_id}"}
+                provider_payment_id,
+                options={"idempotency_key": idempotency_key(Action.CAPTURE, order_id)},
             ),
         )
 
@@ -230,7 +233,8 @@ class StripePaymentProvider:
             "canceled",
             provider_payment_id,
             self.client.v1.payment_intents.cancel_async(
-                provider_payment_id, options={"idempotency_key": f"void-{order_id}"}
+                provider_payment_id,
+                options={"idempotency_key": idempotency_key(Action.VOID, order_id)},
             ),
         )
 

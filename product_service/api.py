@@ -10,8 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from product_service import domain
+from product_service import service
 from product_service.cache import CatalogCache
+from product_service.domain import search_query
 from product_service.importer import FORMATS, Import, Unreadable, spool
 from product_service.schemas import (
     CategoryOut,
@@ -58,25 +59,14 @@ async def list_products(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> Response:
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise ApiError(422, "validation_error", "minPrice is greater than maxPrice.")
-    search = search.strip() if search else None
-    query = domain.SearchQuery(
-        search=search or None,
-        category=category,
-        min_price=min_price,
-        max_price=max_price,
-        sort=sort or ("relevance" if search else "newest"),
-        page=page,
-        page_size=page_size,
-    )
+    query = search_query(search, category, min_price, max_price, sort, page, page_size)
     cache = _cache(request)
     key, cached = await cache.get_page(query.cache_params())
     if cached is not None:
         return Response(cached, media_type=JSON)
     # A session only on a miss: a cache hit never touches the database pool.
     async with request.app.state.sessionmaker() as session:
-        products, total = await domain.search_products(session, query)
+        products, total = await service.search_products(session, query)
     body = (
         ProductPage(
             items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
@@ -95,7 +85,7 @@ async def list_products(
 async def list_categories(session: SessionDep) -> list[CategoryOut]:
     return [
         CategoryOut(slug=slug, name=name, product_count=count)
-        for slug, name, count in await domain.list_categories(session)
+        for slug, name, count in await service.list_categories(session)
     ]
 
 
@@ -113,7 +103,7 @@ async def lookup_products(
     fresh: dict[uuid.UUID, bytes] = {}
     if missing:
         async with request.app.state.sessionmaker() as session:
-            fresh = {p.id: _product_json(p) for p in await domain.get_products(session, missing)}
+            fresh = {p.id: _product_json(p) for p in await service.get_products(session, missing)}
         keys = dict(zip(wanted, (key for key, _ in cached), strict=True))
         await cache.set_many([(keys[pid], body) for pid, body in fresh.items()])
     bodies = [body or fresh.get(pid) for pid, (_, body) in zip(wanted, cached, strict=True)]
@@ -130,7 +120,7 @@ async def get_product(product_id: uuid.UUID, request: Request) -> Response:
     if cached is not None:
         return Response(cached, media_type=JSON)
     async with request.app.state.sessionmaker() as session:
-        body = _product_json(await domain.get_product(session, product_id))
+        body = _product_json(await service.get_product(session, product_id))
     await cache.set(key, body)
     return Response(body, media_type=JSON)
 
@@ -139,7 +129,7 @@ async def get_product(product_id: uuid.UUID, request: Request) -> Response:
 async def create_product(
     body: ProductCreate, request: Request, session: SessionDep, _: AdminUser
 ) -> ProductOut:
-    product = await domain.create_product(session, _cache(request), body)
+    product = await service.create_product(session, _cache(request), body)
     return ProductOut.model_validate(product, from_attributes=True)
 
 
@@ -147,7 +137,7 @@ async def create_product(
 async def replace_product(
     product_id: uuid.UUID, body: ProductFields, request: Request, session: SessionDep, _: AdminUser
 ) -> ProductOut:
-    product = await domain.update_product(session, _cache(request), product_id, body)
+    product = await service.update_product(session, _cache(request), product_id, body)
     return ProductOut.model_validate(product, from_attributes=True)
 
 
@@ -155,7 +145,7 @@ async def replace_product(
 async def patch_product(
     product_id: uuid.UUID, body: ProductPatch, request: Request, session: SessionDep, _: AdminUser
 ) -> ProductOut:
-    product = await domain.update_product(session, _cache(request), product_id, body)
+    product = await service.update_product(session, _cache(request), product_id, body)
     return ProductOut.model_validate(product, from_attributes=True)
 
 
@@ -163,7 +153,7 @@ async def patch_product(
 async def delete_product(
     product_id: uuid.UUID, request: Request, session: SessionDep, _: AdminUser
 ) -> Response:
-    await domain.deactivate_product(session, _cache(request), product_id)
+    await service.deactivate_product(session, _cache(request), product_id)
     return Response(status_code=204)
 
 
@@ -175,7 +165,7 @@ async def set_inventory(
     session: SessionDep,
     _: AdminUser,
 ) -> ProductOut:
-    product = await domain.set_inventory(session, _cache(request), product_id, body.quantity)
+    product = await service.set_inventory(session, _cache(request), product_id, body.quantity)
     return ProductOut.model_validate(product, from_attributes=True)
 
 

@@ -1,153 +1,50 @@
-"""Catalog rules: product writes, stock, search. Callers commit; cache bumps run after commit."""
+"""Catalog and stock rules, on plain values: no database, no cache, no HTTP.
+
+Stock of a product is three counts: ``available`` (may be sold), ``reserved`` (held by
+orders not yet shipped) and ``sold``. An order's reservation moves stock between them:
+reserve (available -> reserved, all lines or none), release on cancel (reserved ->
+available), sell on shipping (reserved -> sold).
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from shared_core.errors import Conflict, Invalid, NotFound
+from shared_events.events import StockLine
 
-from product_service.cache import CatalogCache
-from product_service.models import Category, Product
-from product_service.schemas import ProductCreate, ProductFields, ProductPatch
-from shared_core.context import after_commit
-from shared_events.events import InventoryUpdated
-from shared_events.store import add_event
-from shared_runtime.errors import ApiError
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No product with this id.")
+
+
+class SkuTaken(Conflict):
+    code = "sku_taken"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"Another product already has SKU {sku!r}.", {"sku": sku})
+
+
+class ReservationMissing(Conflict):
+    """An order shipped whose stock was never reserved."""
+
+    code = "reservation_missing"
 
 
 def category_name(slug: str) -> str:
+    """The name a category gets when a product first uses its slug: "garden-tools" is
+    "Garden tools"."""
     return slug.replace("-", " ").capitalize()
 
 
-async def ensure_categories(session: AsyncSession, slugs: set[str]) -> None:
-    if slugs:
-        await session.execute(
-            insert(Category)
-            .values([{"slug": s, "name": category_name(s)} for s in sorted(slugs)])
-            .on_conflict_do_nothing(index_elements=[Category.slug])
-        )
-
-
-def _not_found() -> ApiError:
-    return ApiError(404, "product_not_found", "No product with this id.")
-
-
-def _sku_taken(sku: str) -> ApiError:
-    return ApiError(409, "sku_taken", f"Another product already has SKU {sku!r}.", {"sku": sku})
-
-
-async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product:
-    product = await session.get(Product, product_id)
-    if product is None:
-        raise _not_found()
-    return product
-
-
-async def get_products(session: AsyncSession, product_ids: list[uuid.UUID]) -> list[Product]:
-    """The products among ``product_ids`` that exist (inactive ones included)."""
-    found = await session.scalars(sa.select(Product).where(Product.id.in_(product_ids)))
-    return list(found)
-
-
-async def _check_sku_free(
-    session: AsyncSession, sku: str, product_id: uuid.UUID | None = None
-) -> None:
-    query = sa.select(Product.id).where(Product.sku == sku)
-    if product_id is not None:
-        query = query.where(Product.id != product_id)
-    if await session.scalar(query) is not None:
-        raise _sku_taken(sku)
-
-
-def _columns(fields: dict[str, Any]) -> dict[str, Any]:
-    if fields.get("image_url") is not None:
-        fields["image_url"] = str(fields["image_url"])
-    return fields
-
-
-async def _flush(session: AsyncSession, sku: str) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent write took the SKU
-        raise _sku_taken(sku) from exc
-
-
-async def create_product(
-    session: AsyncSession, cache: CatalogCache, data: ProductCreate
-) -> Product:
-    await _check_sku_free(session, data.sku)
-    await ensure_categories(session, {data.category})
-    fields = _columns(data.model_dump(exclude={"quantity"}))
-    product = Product(id=uuid.uuid4(), available_quantity=data.quantity, **fields)
-    session.add(product)
-    await _flush(session, data.sku)
-    after_commit(session, lambda: cache.product_changed(product.id))
-    if data.quantity:
-        await add_event(
-            session,
-            InventoryUpdated(product_id=product.id, new_quantity=data.quantity),
-            correlation_id=product.id,
-        )
-    await session.refresh(product)
-    return product
-
-
-async def update_product(
-    session: AsyncSession,
-    cache: CatalogCache,
-    product_id: uuid.UUID,
-    data: ProductFields | ProductPatch,
-) -> Product:
-    """PUT sends every field, PATCH only the ones to change."""
-    product = await get_product(session, product_id)
-    fields = _columns(data.model_dump(exclude_unset=isinstance(data, ProductPatch)))
-    if "sku" in fields and fields["sku"] != product.sku:
-        await _check_sku_free(session, fields["sku"], product_id)
-    if "category" in fields:
-        await ensure_categories(session, {fields["category"]})
-    for name, value in fields.items():
-        setattr(product, name, value)
-    await _flush(session, product.sku)
-    after_commit(session, lambda: cache.product_changed(product_id))
-    await session.refresh(product)
-    return product
-
-
-async def deactivate_product(
-    session: AsyncSession, cache: CatalogCache, product_id: uuid.UUID
-) -> None:
-    """Products are never deleted (orders refer to them): they stop being sold."""
-    product = await get_product(session, product_id)
-    product.active = False
-    after_commit(session, lambda: cache.product_changed(product_id))
-
-
-async def set_inventory(
-    session: AsyncSession, cache: CatalogCache, product_id: uuid.UUID, quantity: int
-) -> Product:
-    """Set the available quantity; InventoryUpdated goes out only when it really changed."""
-    product = await session.scalar(
-        sa.select(Product).where(Product.id == product_id).with_for_update()
-    )
-    if product is None:
-        raise _not_found()
-    if product.available_quantity != quantity:
-        product.available_quantity = quantity
-        await add_event(
-            session,
-            InventoryUpdated(product_id=product_id, new_quantity=quantity),
-            correlation_id=product_id,
-        )
-        after_commit(session, lambda: cache.stock_changed(product_id))
-    await session.flush()
-    await session.refresh(product)
-    return product
+# Catalog search.
 
 
 @dataclass(frozen=True)
@@ -164,47 +61,114 @@ class SearchQuery:
         return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
 
 
-async def search_products(session: AsyncSession, query: SearchQuery) -> tuple[list[Product], int]:
-    conditions: list[Any] = [Product.active.is_(True)]
-    ts_query = None
-    if query.search:
-        ts_query = sa.func.websearch_to_tsquery("english", query.search)
-        conditions.append(Product.search_vector.op("@@")(ts_query))
-    if query.category:
-        conditions.append(Product.category == query.category)
-    if query.min_price is not None:
-        conditions.append(Product.price >= query.min_price)
-    if query.max_price is not None:
-        conditions.append(Product.price <= query.max_price)
-
-    total = await session.scalar(sa.select(sa.func.count()).select_from(Product).where(*conditions))
-    order: list[Any]
-    if query.sort == "relevance" and ts_query is not None:
-        order = [sa.func.ts_rank(Product.search_vector, ts_query).desc()]
-    else:
-        orders: dict[str, list[Any]] = {
-            "price": [Product.price.asc()],
-            "-price": [Product.price.desc()],
-            "name": [Product.name.asc()],
-            "-name": [Product.name.desc()],
-        }
-        order = orders.get(query.sort, [Product.created_at.desc()])
-    rows = await session.scalars(
-        sa.select(Product)
-        .where(*conditions)
-        .order_by(*order, Product.id)  # the id makes pages disjoint and complete
-        .offset((query.page - 1) * query.page_size)
-        .limit(query.page_size)
+def search_query(
+    search: str | None,
+    category: str | None,
+    min_price: Decimal | None,
+    max_price: Decimal | None,
+    sort: str | None,
+    page: int,
+    page_size: int,
+) -> SearchQuery:
+    """A blank search is no search; without a sort, results come by relevance when there
+    are search words and newest first otherwise."""
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise Invalid("minPrice is greater than maxPrice.")
+    words = search.strip() if search else None
+    return SearchQuery(
+        search=words or None,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort or ("relevance" if words else "newest"),
+        page=page,
+        page_size=page_size,
     )
-    return list(rows), int(total or 0)
 
 
-async def list_categories(session: AsyncSession) -> list[tuple[str, str, int]]:
-    rows = await session.execute(
-        sa.select(Category.slug, Category.name, sa.func.count(Product.id))
-        .select_from(Category)
-        .outerjoin(Product, sa.and_(Product.category == Category.slug, Product.active.is_(True)))
-        .group_by(Category.slug, Category.name)
-        .order_by(Category.slug)
-    )
-    return [(slug, name, count) for slug, name, count in rows]
+# Stock.
+
+# A reservation's status: "new" only inside the transaction that created its row; "cancelled"
+# is the tombstone of an order cancelled before it was seen.
+NEW, RESERVED, FAILED, RELEASED, SOLD, CANCELLED = (
+    "new",
+    "reserved",
+    "failed",
+    "released",
+    "sold",
+    "cancelled",
+)
+
+
+@dataclass(frozen=True)
+class Stock:
+    available: int
+    reserved: int = 0
+    sold: int = 0
+    active: bool = True
+
+
+def requested(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
+    """The quantity asked of each product, lines of one product added up, in the order the
+    products first appear."""
+    wanted: dict[uuid.UUID, int] = {}
+    for product_id, quantity in lines:
+        wanted[product_id] = wanted.get(product_id, 0) + quantity
+    return wanted
+
+
+def shortages(wanted: Mapping[uuid.UUID, int], stock: Mapping[uuid.UUID, Stock]) -> list[StockLine]:
+    """The lines that cannot be reserved, each with what is available: the product is
+    unknown (0 available), no longer sold, or has less than asked. One short line fails
+    the whole order."""
+    short = []
+    for product_id, quantity in wanted.items():
+        found = stock.get(product_id)
+        if found is None or not found.active or found.available < quantity:
+            available = found.available if found is not None else 0
+            short.append(StockLine(product_id=product_id, quantity=quantity, available=available))
+    return short
+
+
+def reserve(stock: Stock, quantity: int) -> Stock:
+    return replace(stock, available=stock.available - quantity, reserved=stock.reserved + quantity)
+
+
+def release(stock: Stock, quantity: int) -> Stock:
+    return replace(stock, available=stock.available + quantity, reserved=stock.reserved - quantity)
+
+
+def sell(stock: Stock, quantity: int) -> Stock:
+    return replace(stock, reserved=stock.reserved - quantity, sold=stock.sold + quantity)
+
+
+def reservation_lines(wanted: Mapping[uuid.UUID, int]) -> list[dict[str, Any]]:
+    """What a reservation stores of its lines (JSON)."""
+    return [{"productId": str(pid), "quantity": qty} for pid, qty in wanted.items()]
+
+
+def held(lines: Iterable[Mapping[str, Any]]) -> dict[uuid.UUID, int]:
+    """The quantities a reservation's stored lines hold, by product."""
+    return {uuid.UUID(str(line["productId"])): int(str(line["quantity"])) for line in lines}
+
+
+def may_reserve(status: str) -> bool:
+    """Only a reservation just created reserves: any other status is a duplicate
+    OrderCreated, or the order was cancelled first."""
+    return status == NEW
+
+
+def status_after_cancel(status: str) -> str:
+    """A cancel before the order was seen leaves the tombstone; a reservation is released;
+    anything else (failed, sold, already released or cancelled) stays as it is."""
+    return {NEW: CANCELLED, RESERVED: RELEASED}.get(status, status)
+
+
+def status_after_shipping(status: str, order_id: uuid.UUID) -> str:
+    """A reservation is sold; a repeat or a cancelled order changes nothing.
+
+    Shipping needs a confirmed order, which needs the reservation: it cannot come first
+    unless events are corrupt. Refused, so it is retried and then parked."""
+    if status == NEW:
+        raise ReservationMissing(f"no reservation for shipped order {order_id}")
+    return SOLD if status == RESERVED else status

@@ -36,8 +36,8 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from product_service.domain import ensure_categories
 from product_service.schemas import ImportError_, ImportResult, ProductCreate
+from product_service.service import ensure_categories
 
 log = structlog.get_logger(__name__)
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.models import Order, OrderLine
 from order_service.sweeper import cancel_overdue
-from payment_service import domain as payments
+from payment_service import service as payments
 from payment_service.models import Payment
 from payment_service.providers import SandboxPaymentProvider
-from product_service import stock
+from product_service import service as stock
 from product_service.cache import CatalogCache
 from product_service.models import Category, Product, StockReservation
 from shared_core.context import run_after_commit

@@ -6,8 +6,8 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from cart_service.domain import Carts
 from cart_service.schemas import AddItem, Cart, SetQuantity
+from cart_service.service import Carts
 from shared_runtime.auth import CurrentUser
 
 router = APIRouter(prefix="/cart", tags=["cart"])

@@ -6,8 +6,8 @@ from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
 from cart_service.api import router
-from cart_service.domain import PRODUCT_PEER, Carts
 from cart_service.handlers import build_handlers
+from cart_service.service import PRODUCT_PEER, Carts
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 

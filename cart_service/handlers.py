@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from cart_service.domain import Carts
+from cart_service.service import Carts
 from shared_events.consumer import EventContext, Handler
 from shared_events.events import Event, OrderCreated, UserDeleted
 

@@ -9,7 +9,7 @@ import uuid
 import asyncpg
 import redis.asyncio as redis
 
-from cart_service.domain import cart_key
+from cart_service.service import cart_key
 from tests.e2e.conftest import DATABASES, DB_SUFFIX, STACK_ENV
 from tests.e2e.test_orders import new_product, payment, settled
 from tests.support import PG, eventually

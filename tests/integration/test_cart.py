@@ -14,7 +14,7 @@ from jose import jwt
 
 from cart_service.app import Settings as CartSettings
 from cart_service.app import create_app as create_cart_app
-from cart_service.domain import cart_key
+from cart_service.service import cart_key
 from product_service.app import Settings as ProductSettings
 from product_service.app import create_app as create_product_app
 from shared_core.fields import MAX_CART_LINES, MAX_LINE_QUANTITY

@@ -7,7 +7,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from notification_service.api import router
-from notification_service.handlers import Notifier, build_handlers
+from notification_service.handlers import build_handlers
 from notification_service.providers import (
     EmailProvider,
     SandboxEmailProvider,
@@ -16,6 +16,7 @@ from notification_service.providers import (
     SmsProvider,
     TwilioSmsProvider,
 )
+from notification_service.service import Notifier
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 

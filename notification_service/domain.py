@@ -1,27 +1,156 @@
-"""What to send for which event: templates from files, rendered with the event's data."""
+"""What to send for which event: the messages an event leads to and the values their templates get.
+
+Pure: the event and what is known of the customer come in, a list of messages goes out.
+Sending, the delivery log and the contacts are ``service.py``'s.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import string
-from pathlib import Path
+import uuid
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
-TEMPLATES = Path(__file__).parent / "templates"
+from shared_events.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderLine,
+    OrderShipped,
+    PaymentProcessed,
+    UserRegistered,
+)
+
+Channel = Literal["email", "sms"]
+
+# The events about an order that may lead to a message to the customer.
+OrderEvent = OrderCreated | OrderConfirmed | OrderCancelled | PaymentProcessed | OrderShipped
+
+DEFAULT_DECLINE = "the payment was declined."
+
+
+class Known(Protocol):
+    """What this service knows of a customer, from their UserRegistered (the contact)."""
+
+    @property
+    def full_name(self) -> str: ...
+
+    @property
+    def phone(self) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
+class Message:
+    """One message to send: which template on which channel, to which address, with what.
+
+    ``to`` is an e-mail address on the e-mail channel and a phone number on the SMS one;
+    ``reference`` is the order the message is about, if any. The shop's name is not among
+    ``values``: the sender adds it to every message."""
+
+    channel: Channel
+    template: str
+    to: str
+    reference: uuid.UUID | None
+    values: dict[str, str]
 
 
-@functools.cache
-def _load(template: str, channel: str) -> string.Template:
-    return string.Template((TEMPLATES / f"{template}.{channel}.txt").read_text())
+def order_ref(order_id: uuid.UUID) -> str:
+    """How a customer sees an order: its id's first 8 characters, upper case."""
+    return f"#{str(order_id)[:8].upper()}"
 
 
-def render(template: str, channel: str, values: dict[str, str]) -> Rendered:
-    """A template file's first line is the subject; the rest is the body."""
-    subject, _, body = _load(template, channel).substitute(values).partition("\n")
-    return Rendered(subject=subject.strip(), text=body.lstrip("\n"))
+def greeting_name(contact: Known | None, email: str) -> str:
+    """The name a message greets: the contact's, else the e-mail address's local part (an
+    order event may arrive before the UserRegistered that makes the contact)."""
+    return contact.full_name if contact is not None else email.split("@")[0]
+
+
+def order_lines(items: Sequence[OrderLine], currency: str) -> str:
+    """One indented line per ordered product, for the "order received" e-mail."""
+    return "\n".join(
+        f"  {line.quantity} x {line.name} at {line.unit_price} {currency}" for line in items
+    )
+
+
+def decline_reason(reason: str | None) -> str:
+    """A payment's failure reason as one sentence ending with a single full stop."""
+    return (reason or DEFAULT_DECLINE).rstrip(".") + "."
+
+
+def sms_number(contact: Known | None) -> str | None:
+    """Where an SMS goes: the contact's phone; no contact or no phone means no SMS."""
+    if contact is None or not contact.phone:
+        return None
+    return contact.phone
+
+
+def welcome(event: UserRegistered) -> Message:
+    """A new account gets a welcome e-mail at the address it registered with."""
+    return Message(
+        channel="email",
+        template="welcome",
+        to=event.email,
+        reference=None,
+        values={"full_name": event.full_name, "email": event.email},
+    )
+
+
+def _order_email(event: OrderEvent, contact: Known | None, template: str, **extra: str) -> Message:
+    return Message(
+        channel="email",
+        template=template,
+        to=event.user_email,
+        reference=event.order_id,
+        values={
+            "name": greeting_name(contact, event.user_email),
+            "order_ref": order_ref(event.order_id),
+            **extra,
+        },
+    )
+
+
+def order_messages(event: OrderEvent, contact: Known | None) -> list[Message]:
+    """The messages an order event leads to, in the order they are sent.
+
+    Every one gets an e-mail to the order's address, except a payment that went through (the
+    confirmation follows); a shipment also gets an SMS when the customer gave a phone."""
+    match event:
+        case OrderCreated():
+            return [
+                _order_email(
+                    event,
+                    contact,
+                    "order_received",
+                    lines=order_lines(event.items, event.currency),
+                    total=str(event.total_amount),
+                    currency=event.currency,
+                )
+            ]
+        case OrderConfirmed():
+            return [_order_email(event, contact, "order_confirmed")]
+        case OrderCancelled():
+            return [_order_email(event, contact, "order_cancelled", reason=event.reason)]
+        case PaymentProcessed():
+            if event.success:
+                return []
+            reason = decline_reason(event.reason)
+            return [_order_email(event, contact, "payment_failed", reason=reason)]
+        case OrderShipped():
+            messages = [
+                _order_email(event, contact, "order_shipped", tracking_number=event.tracking_number)
+            ]
+            phone = sms_number(contact)
+            if phone is not None:
+                messages.append(
+                    Message(
+                        channel="sms",
+                        template="order_shipped",
+                        to=phone,
+                        reference=event.order_id,
+                        values={
+                            "order_ref": order_ref(event.order_id),
+                            "tracking_number": event.tracking_number,
+                        },
+                    )
+                )
+            return messages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notification_service.domain import render
+from notification_service.templates import render
 
 
 def test_welcome_email_has_subject_and_body():

@@ -75,7 +75,7 @@ restore-db:
 
 chaos:
 	@bash scripts/bootstrap.sh
-	@$(PY) scripts/chaos.py
+	@$(PY) -m scripts.chaos
 
 fuzz:
 	@bash scripts/bootstrap.sh

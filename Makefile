@@ -46,7 +46,7 @@ logs:
 lint:
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy shared_core shared_runtime shared_events user_service product_service cart_service order_service payment_service notification_service scripts nginx
+	@$(PY) -m mypy shared_core shared_runtime shared_events $(wildcard *_service) scripts nginx
 
 format:
 	@$(PY) -m ruff format .

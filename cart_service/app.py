@@ -8,16 +8,19 @@ from pydantic_settings import SettingsConfigDict
 from cart_service.api import router
 from cart_service.handlers import build_handlers
 from cart_service.service import PRODUCT_PEER, Carts
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
+ME = SERVICES["cart_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CART_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "cart_service"
-    port: int = 5003
-    product_service_url: str = "http://127.0.0.1:5002"
+    service_name: str = ME.name
+    port: int = ME.port
+    product_service_url: str = SERVICES["product_service"].url()
     cart_ttl_s: int = 7 * 24 * 3600
 
 
@@ -33,8 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="cart_service",
         routers=[router],
         handlers=build_handlers,
-        uses_redis=True,
-        uses_database=False,
+        uses_redis=ME.uses_redis,
+        uses_database=ME.database is not None,
         peers={PRODUCT_PEER: settings.product_service_url},
         on_startup=_on_startup,
     )

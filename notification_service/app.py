@@ -17,16 +17,19 @@ from notification_service.providers import (
     TwilioSmsProvider,
 )
 from notification_service.service import Notifier
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
+ME = SERVICES["notification_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATION_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "notification_service"
-    port: int = 5006
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/notifications"
+    service_name: str = ME.name
+    port: int = ME.port
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
     shop_name: str = "Demo Shop"
     email_from: str = "shop@example.com"
     sendgrid_api_key: str | None = Field(None, validation_alias="SENDGRID_API_KEY")

@@ -8,17 +8,20 @@ from pydantic_settings import SettingsConfigDict
 from order_service.api import router
 from order_service.handlers import build_handlers
 from order_service.sweeper import DeadlineSweeper
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
+ME = SERVICES["order_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDER_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "order_service"
-    port: int = 5004
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/orders"
-    cart_service_url: str = "http://127.0.0.1:5003"
+    service_name: str = ME.name
+    port: int = ME.port
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
+    cart_service_url: str = SERVICES["cart_service"].url()
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
 

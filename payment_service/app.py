@@ -9,16 +9,19 @@ from pydantic_settings import SettingsConfigDict
 from payment_service.api import router
 from payment_service.handlers import build_handlers
 from payment_service.providers import build_payment_provider
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
+ME = SERVICES["payment_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PAYMENT_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "payment_service"
-    port: int = 5005
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/payments"
+    service_name: str = ME.name
+    port: int = ME.port
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
     stripe_api_key: str | None = Field(None, validation_alias="STRIPE_API_KEY")
     stripe_api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
 

@@ -8,16 +8,19 @@ from pydantic_settings import SettingsConfigDict
 from product_service.api import router
 from product_service.cache import CatalogCache
 from product_service.handlers import build_handlers
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
+ME = SERVICES["product_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="PRODUCT_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "product_service"
-    port: int = 5002
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/products"
+    service_name: str = ME.name
+    port: int = ME.port
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
     cache_ttl_s: int = 1800
     import_max_bytes: int = 200 * 1024 * 1024
 
@@ -35,6 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="product_service",
         routers=[router],
         handlers=build_handlers,
-        uses_redis=True,
+        uses_redis=ME.uses_redis,
         on_startup=_on_startup,
     )

@@ -22,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASES = ["users", "products", "orders", "payments", "notifications"]
+sys.path.insert(0, str(ROOT))
+
+from shared_runtime.registry import DATABASES  # noqa: E402
+
 PG = os.environ.get("BACKUP_PG", "postgresql://postgres@127.0.0.1:5432")
 
 

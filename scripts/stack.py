@@ -30,21 +30,8 @@ sys.path.insert(0, str(ROOT))
 from nginx.render import render  # noqa: E402
 from scripts.local_secrets import ENV_FILE, read_env_file  # noqa: E402
 from shared_runtime.auth import Claims, create_access_token  # noqa: E402
+from shared_runtime.registry import SERVICES  # noqa: E402
 
-# service package -> (env prefix, port, database or None)
-SERVICES: dict[str, tuple[str, int, str | None]] = {
-    "user_service": ("USER", 5001, "users"),
-    "product_service": ("PRODUCT", 5002, "products"),
-    "cart_service": ("CART", 5003, None),
-    "order_service": ("ORDER", 5004, "orders"),
-    "payment_service": ("PAYMENT", 5005, "payments"),
-    "notification_service": ("NOTIFICATION", 5006, "notifications"),
-}
-# service -> {setting: peer service}, the static addresses of the peers it calls
-PEERS: dict[str, dict[str, str]] = {
-    "cart_service": {"PRODUCT_SERVICE_URL": "product_service"},
-    "order_service": {"CART_SERVICE_URL": "cart_service"},
-}
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
@@ -163,7 +150,8 @@ def token_for(claims: Claims, secret: str | None = None, ttl_s: int = 6 * 3600) 
 
 
 def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
-    prefix, port, database = SERVICES[service]
+    info = SERVICES[service]
+    prefix, port, database = info.env_prefix, info.port, info.database
     env = dict(os.environ)
     env["JWT_SECRET"] = jwt_secret()
     env[f"{prefix}_PORT"] = str(port + args.port_offset)
@@ -178,11 +166,10 @@ def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
             f"{prefix}_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         )
     if service != "user_service":  # the others check tokens against it (shared_runtime.auth)
-        users = SERVICES["user_service"][1] + args.port_offset
-        env.setdefault("USER_SERVICE_URL", f"http://127.0.0.1:{users}")
-    for setting, peer in PEERS.get(service, {}).items():
+        env.setdefault("USER_SERVICE_URL", SERVICES["user_service"].url(args.port_offset))
+    for peer in info.calls:
         env.setdefault(
-            f"{prefix}_{setting}", f"http://127.0.0.1:{SERVICES[peer][1] + args.port_offset}"
+            f"{prefix}_{SERVICES[peer].peer_setting()}", SERVICES[peer].url(args.port_offset)
         )
     if args.amqp_url:
         env["AMQP_URL"] = args.amqp_url
@@ -199,11 +186,11 @@ def start(args: argparse.Namespace) -> None:
         if running_pid(pid_file):  # already up: migrated and set up when it was started
             continue
         env = service_env(args, service)
-        if SERVICES[service][2]:
+        if SERVICES[service].database:
             subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
         for command in SETUP.get(service, []):
             subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
-        _ensure_free(SERVICES[service][1] + args.port_offset, service)
+        _ensure_free(SERVICES[service].port + args.port_offset, service)
         log = run / "logs" / f"{service}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
@@ -218,11 +205,11 @@ def start(args: argparse.Namespace) -> None:
         pid_file.write_text(str(process.pid))
         started.append((service, log))
     for service in SERVICES:
-        port = SERVICES[service][1] + args.port_offset
+        port = SERVICES[service].port + args.port_offset
         _wait(f"http://127.0.0.1:{port}/ready", 60, service, run / "logs" / f"{service}.log")
 
     upstreams = {
-        service: [f"127.0.0.1:{SERVICES[service][1] + args.port_offset}"] for service in SERVICES
+        service: [f"127.0.0.1:{SERVICES[service].port + args.port_offset}"] for service in SERVICES
     }
     conf = render(
         run / "nginx",
@@ -268,7 +255,8 @@ def stop(args: argparse.Namespace) -> None:
 
 def status(args: argparse.Namespace) -> None:
     run = ROOT / ".run" / args.name
-    for service, (_, port, _) in SERVICES.items():
+    for service, info in SERVICES.items():
+        port = info.port
         pid = running_pid(run / f"{service}.pid")
         ready = _get(f"http://127.0.0.1:{port + args.port_offset}/ready")
         state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"

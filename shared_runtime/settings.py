@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared_runtime.registry import SERVICES
+
 # HS256 keys shorter than the hash (32 bytes) are guessable offline from one token.
 MIN_SECRET_BYTES = 32
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +101,9 @@ class ServiceSettings(BaseSettings):
     # user_service is asked again, and how long a known one serves while it cannot answer.
     auth_cache_s: float = Field(5.0, ge=0, le=60, validation_alias="AUTH_CACHE_S")
     auth_stale_s: float = Field(600.0, ge=0, validation_alias="AUTH_STALE_S")
-    user_service_url: str = Field("http://127.0.0.1:5001", validation_alias="USER_SERVICE_URL")
+    user_service_url: str = Field(
+        SERVICES["user_service"].url(), validation_alias="USER_SERVICE_URL"
+    )
 
     # Calls to other services (shared_runtime.peers): per service, with its prefix.
     peer_timeout_s: float = 2.0

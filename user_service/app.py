@@ -8,18 +8,21 @@ from fastapi import FastAPI
 from pydantic_settings import SettingsConfigDict
 
 from shared_runtime.auth import FetchTokenState, TokenState
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 from user_service.api import internal, router
 from user_service.service import LoginThrottle, token_state
 
+ME = SERVICES["user_service"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="USER_")
+    model_config = SettingsConfigDict(env_prefix=f"{ME.env_prefix}_")
 
-    service_name: str = "user_service"
-    port: int = 5001
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/users"
+    service_name: str = ME.name
+    port: int = ME.port
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
     login_failures_per_email: int = 5
     login_failures_per_ip: int = 20
     login_failure_window_s: int = 900
@@ -50,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings or Settings(),
         title="user_service",
         routers=[router, internal],
-        uses_redis=True,
+        uses_redis=ME.uses_redis,
         on_startup=_on_startup,
         token_states=_token_states,
     )

@@ -42,8 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench_import import admin_token, csv_rows, record, timed_import  # noqa: E402
-from scripts.stack import SERVICES, insert_accounts, jwt_secret, token_for  # noqa: E402
+from scripts.stack import insert_accounts, jwt_secret, token_for  # noqa: E402
 from scripts.verify import verify  # noqa: E402
+from shared_runtime.registry import SERVICES  # noqa: E402
 
 GATEWAY = "http://127.0.0.1:8080"
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from scripts.stack import SERVICES
+from shared_runtime.registry import DATABASES, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,6 @@ PG = "postgresql://postgres@127.0.0.1:5432"
 API = f"http://127.0.0.1:{GATEWAY_PORT}/api/v1"
 EXCHANGE = "ecommerce.events"
 RUN = ROOT / ".run" / NAME
-DATABASES = ["users", "products", "orders", "payments", "notifications"]
 MAX_ATTEMPTS = 8
 # The chaos stack's own signing key, made for this run.
 SECRET = secrets.token_urlsafe(48)
@@ -120,7 +119,7 @@ async def drop_databases() -> None:
 
 
 def service_port(service: str) -> int:
-    return SERVICES[service][1] + PORT_OFFSET
+    return SERVICES[service].port + PORT_OFFSET
 
 
 def vhost_connections() -> set[str]:

@@ -27,8 +27,9 @@ from scripts.chaos.faults import (
 from scripts.chaos.infra import API, DB_SUFFIX, PG, SECRET, log, query, wait_until
 from scripts.chaos.load import Chaos, Load, admin_headers, new_product, run_load
 from scripts.chaos.report import summary_line
-from scripts.stack import SERVICES, insert_accounts, token_for
+from scripts.stack import insert_accounts, token_for
 from shared_events.events import StockLine, StockReserved
+from shared_runtime.registry import SERVICES
 
 # Load before the fault (so it hits sagas in flight) and after it healed (so the system is
 # seen working again): at least this many orders accepted and this many seconds.

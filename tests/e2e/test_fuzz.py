@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from scripts.stack import SERVICES
+from shared_runtime.registry import SERVICES
 from tests.e2e.conftest import GATEWAY_PORT, service_url
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
@@ -102,12 +102,12 @@ def fuzz(schema: Any, admin_token: str) -> int:
 
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_every_service_answers_any_input_by_its_schema(stack: str, admin_token: str, service: str):
-    schema = schemathesis.openapi.from_url(f"{service_url(SERVICES[service][1])}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{service_url(SERVICES[service].port)}/openapi.json")
     assert fuzz(schema, admin_token) >= 1
 
 
 @pytest.mark.parametrize("service", ["product_service", "order_service"])
 def test_the_gateway_answers_any_input_by_the_schema(stack: str, admin_token: str, service: str):
-    schema = schemathesis.openapi.from_url(f"{service_url(SERVICES[service][1])}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{service_url(SERVICES[service].port)}/openapi.json")
     schema.config.update(base_url=f"http://127.0.0.1:{GATEWAY_PORT}/api/v1")
     assert fuzz(schema, admin_token) >= 1

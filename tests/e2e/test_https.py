@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from nginx.render import render
-from scripts.stack import SERVICES
+from shared_runtime.registry import SERVICES
 from tests.e2e.conftest import PORT_OFFSET
 
 HTTP_PORT, HTTPS_PORT = 18081, 18443
@@ -28,7 +28,7 @@ def tls_gateway(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
          "-keyout", str(run / "tls.key"), "-out", str(certificate)],
         check=True, capture_output=True,
     )  # fmt: skip
-    upstreams = {s: [f"127.0.0.1:{port + PORT_OFFSET}"] for s, (_, port, _) in SERVICES.items()}
+    upstreams = {name: [f"127.0.0.1:{s.port + PORT_OFFSET}"] for name, s in SERVICES.items()}
     conf = render(run, str(HTTP_PORT), upstreams, tls_listen=str(HTTPS_PORT), tls_dir=str(run))
     subprocess.run(["nginx", "-p", str(run), "-c", str(conf)], check=True)
     yield certificate

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scripts.stack import SERVICES
 from shared_events import store
 from shared_events.bus import EventBus
 from shared_events.topology import parked_queue_name, retry_delays_ms, retry_queue_name
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.migrate import ensure_database
+from shared_runtime.registry import SERVICES
 from tests.support import AMQP_URL, REDIS_URL, ROOT, Served, database_url, migrate, new_accounts
 from user_service.app import Settings as UserSettings
 from user_service.app import create_app as create_user_app

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from scripts.stack import SERVICES
+from shared_runtime.registry import SERVICES
 from tests.support import ROOT
 
 COMMITTED = (ROOT / "docker-compose.yml").read_text().splitlines()[0][:48]
@@ -19,7 +19,7 @@ def start(service: str, secret: str | None) -> subprocess.CompletedProcess[str]:
     if secret is not None:
         env["JWT_SECRET"] = secret
     # A port nothing listens on: if the check let it through, it would serve (and time out).
-    env[f"{SERVICES[service][0]}_PORT"] = "1"
+    env[f"{SERVICES[service].env_prefix}_PORT"] = "1"
     return subprocess.run(
         [sys.executable, "-m", service], env=env, cwd=ROOT, capture_output=True, text=True,
         timeout=60,

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from scripts.stack import SERVICES
 from shared_runtime.discovery import Discovery, consul_name
+from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 
@@ -158,10 +158,14 @@ def create_app_keywords(package: str) -> dict[str, ast.expr]:
 
 
 def flag(package: str, keyword: str) -> bool:
+    """What <package>/app.py tells create_service_app: the registry's word, or the default."""
     value = create_app_keywords(package).get(keyword)
     if value is None:
         return bool(inspect.signature(create_service_app).parameters[keyword].default)
-    return bool(ast.literal_eval(value))
+    service = SERVICES[package]
+    return {"uses_redis": service.uses_redis, "uses_database": service.database is not None}[
+        keyword
+    ]
 
 
 def uses_database(package: str) -> bool:

@@ -14,7 +14,6 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 
-from scripts.stack import SERVICES
 from shared_core.fields import (
     MAX_LINE_QUANTITY,
     MAX_PRICE,
@@ -26,6 +25,7 @@ from shared_core.fields import (
     Quantity,
 )
 from shared_events.events import CamelModel
+from shared_runtime.registry import SERVICES
 
 BLANKS = ["", "   ", "\t", "\u00a0", "\u3000", "\u200b\u200d", "\u2028", "\ufeff", " \u2060 "]
 CONTROLS = ["a\x00b", "a\x07b", "a\x1bb", "a\x7fb", "a\x85b"]

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from scripts.local_secrets import COMPOSE_KEYS
+from shared_runtime.registry import SERVICES as REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -51,17 +52,11 @@ class Svc(NamedTuple):
     database: str | None
 
 
-SERVICES = {
-    "user-service": Svc("user_service", "USER_", "users"),
-    "product-service": Svc("product_service", "PRODUCT_", "products"),
-    "cart-service": Svc("cart_service", "CART_", None),
-    "order-service": Svc("order_service", "ORDER_", "orders"),
-    "payment-service": Svc("payment_service", "PAYMENT_", "payments"),
-    "notification-service": Svc("notification_service", "NOTIFICATION_", "notifications"),
-}
+# The manifests hold every service of the registry, by its host name (user-service).
+SERVICES = {s.hostname: Svc(s.name, f"{s.env_prefix}_", s.database) for s in REGISTRY.values()}
 AUTOSCALED = {"product-service", "order-service", "payment-service"}
 SHARED_ENV = {"AMQP_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
-USES_REDIS = {"user-service", "product-service", "cart-service"}
+USES_REDIS = {s.hostname for s in REGISTRY.values() if s.uses_redis}
 # Every service but user-service checks tokens against it.
 _USERS = {"USER_SERVICE_URL": "http://user-service:8000"}
 PEER_ENV = {

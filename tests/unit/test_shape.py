@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack import SERVICES
+from shared_runtime.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a rule must not reach for: stores, the network, the web framework, the runtime (and so

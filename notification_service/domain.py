@@ -19,14 +19,13 @@ from shared_events.events import (
     OrderShipped,
     PaymentProcessed,
     UserRegistered,
+    declined_in_words,
 )
 
 Channel = Literal["email", "sms"]
 
 # The events about an order that may lead to a message to the customer.
 OrderEvent = OrderCreated | OrderConfirmed | OrderCancelled | PaymentProcessed | OrderShipped
-
-DEFAULT_DECLINE = "the payment was declined."
 
 
 class Known(Protocol):
@@ -72,9 +71,9 @@ def order_lines(items: Sequence[OrderLine], currency: str) -> str:
     )
 
 
-def decline_reason(reason: str | None) -> str:
-    """A payment's failure reason as one sentence ending with a single full stop."""
-    return (reason or DEFAULT_DECLINE).rstrip(".") + "."
+def decline_reason(decline_code: str | None, reason: str | None) -> str:
+    """Why a payment failed, as the order's cancel reason says it, ending with a full stop."""
+    return declined_in_words(decline_code, reason) + "."
 
 
 def sms_number(contact: Known | None) -> str | None:
@@ -133,7 +132,7 @@ def order_messages(event: OrderEvent, contact: Known | None) -> list[Message]:
         case PaymentProcessed():
             if event.success:
                 return []
-            reason = decline_reason(event.reason)
+            reason = decline_reason(event.decline_code, event.reason)
             return [_order_email(event, contact, "payment_failed", reason=reason)]
         case OrderShipped():
             messages = [

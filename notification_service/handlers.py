@@ -1,4 +1,4 @@
-"""Event consumers of notification_service: one function per event type, each a use case."""
+"""Event consumers of notification_service: each event type mapped to its use case."""
 
 from __future__ import annotations
 
@@ -31,37 +31,14 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
         await service.erase(session, event.user_id)
 
-    async def on_order_created(
-        session: AsyncSession, event: OrderCreated, context: EventContext
-    ) -> None:
-        await notifier.order_update(session, event, context)
-
-    async def on_order_confirmed(
-        session: AsyncSession, event: OrderConfirmed, context: EventContext
-    ) -> None:
-        await notifier.order_update(session, event, context)
-
-    async def on_order_cancelled(
-        session: AsyncSession, event: OrderCancelled, context: EventContext
-    ) -> None:
-        await notifier.order_update(session, event, context)
-
-    async def on_payment_processed(
-        session: AsyncSession, event: PaymentProcessed, context: EventContext
-    ) -> None:
-        await notifier.order_update(session, event, context)
-
-    async def on_order_shipped(
-        session: AsyncSession, event: OrderShipped, context: EventContext
-    ) -> None:
-        await notifier.order_update(session, event, context)
-
+    # Every order event is one use case: tell the customer what the rules say it means.
+    order_update: Handler = notifier.order_update
     return {
         UserRegistered: on_user_registered,
         UserDeleted: on_user_deleted,
-        OrderCreated: on_order_created,
-        OrderConfirmed: on_order_confirmed,
-        OrderCancelled: on_order_cancelled,
-        PaymentProcessed: on_payment_processed,
-        OrderShipped: on_order_shipped,
+        OrderCreated: order_update,
+        OrderConfirmed: order_update,
+        OrderCancelled: order_update,
+        PaymentProcessed: order_update,
+        OrderShipped: order_update,
     }

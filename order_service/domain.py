@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from shared_core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
 from shared_core.fields import MAX_CART_LINES, MAX_ORDER_TOTAL
+from shared_events.events import declined_in_words
 
 
 class Status(StrEnum):
@@ -174,23 +175,8 @@ def decide(saga: Saga, event: Input) -> tuple[Saga, list[Output]]:
     return saga, []
 
 
-DECLINE_WORDS = {
-    "generic_decline": "your card was declined",
-    "card_declined": "your card was declined",
-    "insufficient_funds": "your card has insufficient funds",
-    "expired_card": "your card has expired",
-    "incorrect_cvc": "the card's security code is incorrect",
-    "invalid_payment_method": "the payment method is not valid",
-    "lost_card": "your card was declined",
-    "stolen_card": "your card was declined",
-}
-
-
 def payment_declined_reason(decline_code: str | None, provider_reason: str | None) -> str:
-    words = DECLINE_WORDS.get(decline_code or "")
-    if words is None:
-        words = (provider_reason or "the payment was declined").rstrip(".").lower()
-    return f"Payment declined: {words}."
+    return f"Payment declined: {declined_in_words(decline_code, provider_reason)}."
 
 
 def out_of_stock_reason(short: list[tuple[str, int, int | None]]) -> str:

@@ -112,6 +112,28 @@ class PaymentProcessed(Event):
     user_email: str
 
 
+# What a decline means, in the customer's words, by the provider's decline code (Stripe's):
+# the order's cancel reason and the payment-failed e-mail say the same.
+DECLINE_WORDS = {
+    "generic_decline": "your card was declined",
+    "card_declined": "your card was declined",
+    "insufficient_funds": "your card has insufficient funds",
+    "expired_card": "your card has expired",
+    "incorrect_cvc": "the card's security code is incorrect",
+    "invalid_payment_method": "the payment method is not valid",
+    "lost_card": "your card was declined",
+    "stolen_card": "your card was declined",
+}
+
+
+def declined_in_words(decline_code: str | None, provider_reason: str | None) -> str:
+    """A decline in plain words (no full stop): by its code, else the provider's own words."""
+    words = DECLINE_WORDS.get(decline_code or "")
+    if words is None:
+        words = (provider_reason or "the payment was declined").rstrip(".").lower()
+    return words
+
+
 class OrderConfirmed(Event):
     routing_key: ClassVar[str] = "order.confirmed"
     order_id: uuid.UUID

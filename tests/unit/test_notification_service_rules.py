@@ -17,6 +17,7 @@ from notification_service.domain import (
     welcome,
 )
 from notification_service.templates import render
+from order_service.domain import payment_declined_reason
 from shared_events.events import (
     OrderCancelled,
     OrderConfirmed,
@@ -137,23 +138,29 @@ def test_a_payment_that_went_through_sends_nothing():
 def test_a_failed_payment_leads_to_a_payment_failed_email_with_the_reason():
     [message] = order_messages(payment(success=False, reason="Your card was declined"), None)
     assert (message.channel, message.template, message.to) == ("email", "payment_failed", EMAIL)
-    assert message.values["reason"] == "Your card was declined."
+    assert message.values["reason"] == "your card was declined."
     out = rendered(message)
     assert out.subject == "Payment for your order #3F2B9C1E did not go through"
-    assert "for your order #3F2B9C1E: Your card was declined.\n" in out.text
+    assert "for your order #3F2B9C1E: your card was declined.\n" in out.text
 
 
 @pytest.mark.parametrize(
-    ("reason", "said"),
+    ("code", "reason", "said"),
     [
-        (None, "the payment was declined."),
-        ("", "the payment was declined."),
-        ("Insufficient funds.", "Insufficient funds."),
-        ("Expired card...", "Expired card."),
+        (
+            "insufficient_funds",
+            "Your card has insufficient funds.",
+            "your card has insufficient funds.",
+        ),
+        ("expired_card", None, "your card has expired."),
+        (None, None, "the payment was declined."),
+        (None, "", "the payment was declined."),
+        ("something_new", "Try another card...", "try another card."),
     ],
 )
-def test_a_decline_reason_ends_with_exactly_one_full_stop(reason, said):
-    assert decline_reason(reason) == said
+def test_a_decline_is_said_in_the_same_words_as_the_orders_cancel_reason(code, reason, said):
+    assert decline_reason(code, reason) == said
+    assert payment_declined_reason(code, reason) == f"Payment declined: {said}"
 
 
 def test_a_shipment_to_a_customer_with_a_phone_sends_an_email_then_an_sms():

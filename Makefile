@@ -53,7 +53,7 @@ format:
 	@$(PY) -m ruff check --fix .
 
 test:
-	@bash scripts/bootstrap.sh
+	@bash scripts/bootstrap.sh --tests
 	@$(MAKE) --no-print-directory lint
 	@$(PY) -m pytest
 

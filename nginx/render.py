@@ -42,6 +42,19 @@ http {{
         default $request_id;
     }}
 
+    # W3C trace context: the client's traceparent when it is a valid one, else a new trace
+    # whose id is nginx's request id (so a request's trace id and request id agree).
+    map $request_id $gateway_span_id {{
+        "~^(?<first>[0-9a-f]{{16}})" $first;
+    }}
+    map $http_traceparent $traceparent_out {{
+        "~^00-[0-9a-f]{{32}}-[0-9a-f]{{16}}-[0-9a-f]{{2}}$" $http_traceparent;
+        default "00-$request_id-$gateway_span_id-01";
+    }}
+    map $traceparent_out $trace_id_out {{
+        "~^00-(?<trace>[0-9a-f]{{32}})-" $trace;
+    }}
+
     # CORS: only the configured origins are echoed back.
     map $http_origin $cors_origin {{
         default "";
@@ -75,11 +88,14 @@ http {{
     limit_req_zone $binary_remote_addr zone=api:10m rate={api_rate};
     limit_req_zone $binary_remote_addr zone=auth:10m rate={auth_rate};
 
-    log_format json_access escape=json '{{"time":"$time_iso8601","request_id":"$request_id_out",'
-        '"remote_addr":"$remote_addr","method":"$request_method","uri":"$request_uri",'
-        '"status":$status,"bytes":$body_bytes_sent,"request_time":$request_time,'
-        '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
-        '"upstream_time":"$upstream_response_time"}}';
+    # The same field names as the services' log lines (timestamp, service, request_id,
+    # trace_id), so one search in Kibana finds a request in the gateway and behind it.
+    log_format json_access escape=json '{{"timestamp":"$time_iso8601","service":"gateway",'
+        '"level":"info","event":"request","request_id":"$request_id_out",'
+        '"trace_id":"$trace_id_out","remote_addr":"$remote_addr","method":"$request_method",'
+        '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,'
+        '"request_time":$request_time,"upstream":"$upstream_addr",'
+        '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time"}}';
     access_log {access_log} json_access{access_log_buffer};
 
     sendfile on;

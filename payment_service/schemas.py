@@ -21,3 +21,10 @@ class PaymentOut(CamelModel):
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime | None
+
+
+class PaymentPage(CamelModel):
+    items: list[PaymentOut]
+    total: int
+    page: int
+    page_size: int

@@ -118,17 +118,23 @@ async def list_payments(
     user_id: uuid.UUID,
     is_admin: bool,
     order_id: uuid.UUID | None,
-    limit: int,
-) -> list[Payment]:
-    """The caller's payments (an admin: everyone's), newest first, optionally for one order.
-    Tombstones are no payments and are never listed."""
+    page: int,
+    page_size: int,
+) -> tuple[list[Payment], int]:
+    """The caller's payments (an admin: everyone's), newest first, optionally for one order,
+    and how many in all. Tombstones are no payments and are never listed."""
     conditions: list[Any] = [Payment.status != Status.CANCELLED.value]
     owner = domain.listed_owner(user_id, is_admin)
     if owner is not None:
         conditions.append(Payment.user_id == owner)
     if order_id is not None:
         conditions.append(Payment.order_id == order_id)
+    total = await session.scalar(sa.select(sa.func.count()).select_from(Payment).where(*conditions))
     rows = await session.scalars(
-        sa.select(Payment).where(*conditions).order_by(Payment.created_at.desc()).limit(limit)
+        sa.select(Payment)
+        .where(*conditions)
+        .order_by(Payment.created_at.desc(), Payment.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
-    return list(rows)
+    return list(rows), total or 0

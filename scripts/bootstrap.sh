@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the project needs on a Debian/Ubuntu machine, idempotently:
-# PostgreSQL, Redis, RabbitMQ (with its management plugin), nginx and the Python environment.
+# PostgreSQL, Redis, RabbitMQ (with its management and Prometheus plugins), nginx and the Python
+# environment; with --tests also what only the tests use (Chromium, promtool, Prometheus).
 # Anything already installed or running is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +14,19 @@ command -v psql >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1 || m
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+if [ "${1:-}" = "--tests" ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Installed to be run by us, not as daemons: no package starts a service of its own here.
+  printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+  as_root chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
@@ -52,10 +62,12 @@ if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
   as_root rabbitmq-server -detached
 fi
 as_root rabbitmqctl -q await_startup --timeout 60 >/dev/null
-if ! as_root rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
-  say "enabling the RabbitMQ management UI"
-  as_root rabbitmq-plugins -q enable rabbitmq_management >/dev/null
-fi
+for plugin in rabbitmq_management rabbitmq_prometheus; do
+  if ! as_root rabbitmq-plugins -q is_enabled "$plugin" >/dev/null 2>&1; then
+    say "enabling the RabbitMQ plugin $plugin"
+    as_root rabbitmq-plugins -q enable "$plugin" >/dev/null
+  fi
+done
 # The tests use a vhost of their own, so a running dev stack never sees their messages.
 if ! as_root rabbitmqctl -q list_vhosts | grep -qx ecommerce_test; then
   as_root rabbitmqctl -q add_vhost ecommerce_test >/dev/null

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from opentelemetry import trace
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
@@ -114,6 +115,10 @@ class EventConsumer:
         attempt = _attempt(headers.get(ATTEMPT_HEADER))
         request_id = _text(headers.get("x-request-id"))
         event_type = message.type or "unknown"
+        span = trace.get_current_span()  # the delivery's consumer span, when tracing is on
+        if span.is_recording():
+            span.update_name(f"{event_type} receive")
+            span.set_attribute("messaging.event_type", event_type)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
@@ -150,6 +155,9 @@ class EventConsumer:
             # A malformed body will not improve with retries.
             await self._park(message, attempt, f"invalid {event_type} body: {exc}")
             return
+        order_id = getattr(event, "order_id", None)
+        if order_id is not None:  # every line about an order's saga names it, in every service
+            structlog.contextvars.bind_contextvars(order_id=str(order_id))
         context = EventContext(attempt, message.correlation_id, request_id)
         try:
             handled = await self._handle(event, handler, context)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared_core.background import BackgroundTask
+from shared_core.context import continued_trace
 from shared_events.bus import EventBus
 from shared_events.store import OUTBOX_CHANNEL, outbox
 
@@ -136,15 +137,17 @@ class OutboxRelay(BackgroundTask):
         return len(sent), failed
 
     async def _publish(self, row: Any) -> None:
-        await self.bus.publish(
-            body=json.dumps(row.payload, separators=(",", ":")).encode(),
-            event_type=row.event_type,
-            message_id=str(row.id),
-            routing_key=row.routing_key,
-            correlation_id=row.correlation_id,
-            headers=dict(row.headers),
-            created_at=row.created_at,
-        )
+        # In the trace of the work that wrote the event: its producer span is a child of it.
+        with continued_trace(row.headers):
+            await self.bus.publish(
+                body=json.dumps(row.payload, separators=(",", ":")).encode(),
+                event_type=row.event_type,
+                message_id=str(row.id),
+                routing_key=row.routing_key,
+                correlation_id=row.correlation_id,
+                headers=dict(row.headers),
+                created_at=row.created_at,
+            )
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared_core.context import current_request_id
+from shared_core.context import current_request_id, inject_trace
 from shared_events.events import Event
 
 # The relay LISTENs on this channel; NOTIFY is delivered when the writing transaction commits.
@@ -73,10 +73,15 @@ _ERASED_EVENT_FIELDS = json.dumps(
 
 
 def trace_headers(request_id: str | None = None) -> dict[str, str]:
-    """x-request-id and a W3C traceparent whose trace id is the request id when it can be."""
+    """x-request-id and the W3C trace context of the work in progress: the current span's when
+    tracing is on, else one whose trace id is the request id when it can be (so the event's
+    consumers still log one id for the whole story)."""
     request_id = request_id or current_request_id() or uuid.uuid4().hex
-    trace_id = request_id if _HEX32.match(request_id) else secrets.token_hex(16)
-    return {"x-request-id": request_id, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    headers = {"x-request-id": request_id}
+    if not inject_trace(headers):
+        trace_id = request_id if _HEX32.match(request_id) else secrets.token_hex(16)
+        headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    return headers
 
 
 async def add_event(session: AsyncSession, event: Event, *, correlation_id: Any = None) -> None:

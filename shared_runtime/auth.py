@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, NamedTuple
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -191,7 +192,19 @@ def ask_user_service(peers: PeerClient) -> FetchTokenState:
     return fetch
 
 
-async def current_user(request: Request) -> Claims:
+# Declares the bearer scheme in the OpenAPI of every route that needs a token (the check is
+# ours: a missing or malformed header is answered in the error shape, not FastAPI's).
+BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="The accessToken of POST /api/v1/users/login.",
+)
+
+
+async def current_user(
+    request: Request, declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+) -> Claims:
+    del declared  # read below, as sent, so every malformed header gets the same answer
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -15,7 +15,8 @@ from shared_runtime.errors import error_response
 ReadinessCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_S = 2.0
 
-router = APIRouter(tags=["operations"])
+# Probes, not part of the API: left out of the OpenAPI the gateway publishes under /api/v1.
+router = APIRouter(tags=["operations"], include_in_schema=False)
 
 
 @router.get("/health")

@@ -9,6 +9,8 @@ from typing import Any
 
 import structlog
 
+from shared_core.context import trace_ids
+
 REDACTED = "[REDACTED]"
 # Secrets, and the personal data a shop holds (e-mail, phone, name, address): never logged.
 _SECRET_KEYS = re.compile(
@@ -52,9 +54,18 @@ def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
     return {k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()}
 
 
+def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the trace and span the line was written in, so a log search and the
+    tracing UI lead to each other."""
+    for key, value in trace_ids().items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         structlog.processors.format_exc_info,

@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from shared_core.context import current_request_id
+from shared_runtime import tracing
 from shared_runtime.discovery import Discovery
 
 log = structlog.get_logger(__name__)
@@ -105,6 +106,7 @@ class PeerClient:
         self.client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=_KEEPALIVE_S),
+            trace_configs=tracing.client_trace_configs(),
         )
         self.breakers = AsyncCircuitBreakerFactory(
             default_threshold=breaker_threshold, default_ttl=breaker_reset_s

@@ -16,6 +16,7 @@ from typing import Any
 import redis.asyncio as redis
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -23,6 +24,7 @@ from shared_events.bus import EventBus
 from shared_events.consumer import EventConsumer, Handler
 from shared_events.events import Event
 from shared_events.relay import OutboxRelay
+from shared_runtime import tracing
 from shared_runtime.auth import USER_SERVICE, FetchTokenState, TokenStates, ask_user_service
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.discovery import Discovery, advertise_address
@@ -61,6 +63,7 @@ def create_service_app(
     if token_states is None:
         peers = {**(peers or {}), USER_SERVICE: settings.user_service_url}
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    tracer_provider = tracing.configure(settings.service_name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +79,7 @@ def create_service_app(
                 stack.push_async_callback(_detach, shipper)
             if uses_database:
                 engine = create_engine(settings.database_url, settings.db_pool_size)
+                tracing.instrument_engine(engine)
                 stack.push_async_callback(engine.dispose)
                 app.state.engine = engine
                 app.state.sessionmaker = create_sessionmaker(engine)
@@ -167,10 +171,22 @@ def create_service_app(
             log.info("service_started", port=settings.port)
             yield
             log.info("service_stopping")
+            tracing.shutdown(tracer_provider)
 
-    app = FastAPI(title=title, lifespan=lifespan, version="1.0.0")
+    # Swagger UI (/docs) and ReDoc (/redoc) from files in the fastapi-offline package, not a
+    # CDN; the gateway serves every service's under /api/v1/docs.
+    app = FastAPIOffline(
+        title=title,
+        lifespan=lifespan,
+        version="1.0.0",
+        servers=[
+            {"url": "/api/v1", "description": "through the gateway"},
+            {"url": "/", "description": "this service directly"},
+        ],
+    )
     app.state.settings = settings
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
+    tracing.instrument_app(app)
     install_error_handlers(app)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -68,3 +68,41 @@ class FakeApi:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class OtlpReceiver(FakeApi):
+    """An OpenTelemetry collector's OTLP/HTTP traces endpoint: decodes each export (protobuf,
+    as the SDK's exporter sends it) into spans, and answers as the collector does (200, an
+    empty ExportTraceServiceResponse)."""
+
+    def answer(self, request: dict[str, Any]) -> Reply:
+        return (200, None, {}) if request["path"] == "/v1/traces" else (404, None, {})
+
+    def spans(self) -> list[dict[str, Any]]:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        found = []
+        for request in list(self.requests):
+            if request["path"] != "/v1/traces":
+                continue
+            export = ExportTraceServiceRequest.FromString(request["body"])
+            for resource_spans in export.resource_spans:
+                attributes = {
+                    a.key: a.value.string_value for a in resource_spans.resource.attributes
+                }
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        found.append(
+                            {
+                                "service": attributes.get("service.name"),
+                                "name": span.name,
+                                "kind": span.kind,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent_id": span.parent_span_id.hex() or None,
+                                "links": [link.span_id.hex() for link in span.links],
+                            }
+                        )
+        return found

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from scripts.stack import admin_token as make_admin_token
+from tests.fake_api import OtlpReceiver
 from tests.support import AMQP_URL, PG, ROOT, new_accounts
 
 GATEWAY_PORT = 18080
@@ -47,6 +48,8 @@ STACK_ENV = {
     # which test_gateway checks.
     "GATEWAY_API_RATE": "100000r/s",
     "GATEWAY_AUTH_RATE": "20r/s",
+    # Spans leave each service every half second (the `traces` fixture receives them).
+    "OTEL_BSP_SCHEDULE_DELAY": "500",
 }
 
 
@@ -126,7 +129,16 @@ def personal_data_in_logs() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[str]:
+def traces() -> Iterator[OtlpReceiver]:
+    """Where the test stack's services send their spans (OTLP/HTTP), kept for the tests."""
+    receiver = OtlpReceiver()
+    STACK_ENV["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(traces: OtlpReceiver) -> Iterator[str]:
     stack_command("stop")
     # Every run starts from empty databases (then migrations and the demo catalog) and logs.
     asyncio.run(drop_databases([f"{name}{DB_SUFFIX}" for name in DATABASES]))

@@ -109,7 +109,7 @@ async def templates(gateway: httpx.AsyncClient, user: dict, *wanted: str) -> set
 async def payment(gateway: httpx.AsyncClient, user: dict, order_id: str) -> list[dict]:
     response = await gateway.get("/payments", params={"orderId": order_id}, headers=user)
     assert response.status_code == 200
-    return list(response.json())
+    return list(response.json()["items"])
 
 
 async def test_a_purchase_confirms_ships_and_captures(gateway, admin_token):

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.models import Order, OrderLine
-from order_service.sweeper import cancel_overdue
+from order_service.sweeper import cancel_overdue, measure
 from payment_service import service as payments
 from payment_service.models import Payment
 from payment_service.providers import SandboxPaymentProvider
@@ -211,38 +212,41 @@ async def test_payment_is_authorised_captured_and_voided_once(sessions):
     assert rows[cancelled_order.order_id].status == "voided"
 
 
+def pending_order(order_id: uuid.UUID, created_at: datetime, deadline_at: datetime) -> Order:
+    return Order(
+        id=order_id,
+        user_id=uuid.uuid4(),
+        user_email="late@example.com",
+        idempotency_key=str(order_id),
+        status="PENDING",
+        stock_status="done",
+        payment_status="pending",
+        total_amount=Decimal("1.00"),
+        currency="EUR",
+        shipping_address={},
+        payment_method_id="pm_card_visa",
+        created_at=created_at,
+        deadline_at=deadline_at,
+        lines=[
+            OrderLine(
+                position=0,
+                product_id=uuid.uuid4(),
+                name="x",
+                quantity=1,
+                unit_price=Decimal("1.00"),
+            )
+        ],
+        timeline=[],
+    )
+
+
 async def test_the_deadline_sweeper_is_safe_with_replicas(sessions):
     orders_db = sessions["orders"]
     past = datetime.now(UTC) - timedelta(minutes=1)
     ids = [uuid.uuid4() for _ in range(150)]
     async with orders_db() as session, session.begin():
         for order_id in ids:
-            session.add(
-                Order(
-                    id=order_id,
-                    user_id=uuid.uuid4(),
-                    user_email="late@example.com",
-                    idempotency_key=str(order_id),
-                    status="PENDING",
-                    stock_status="done",
-                    payment_status="pending",
-                    total_amount=Decimal("1.00"),
-                    currency="EUR",
-                    shipping_address={},
-                    payment_method_id="pm_card_visa",
-                    deadline_at=past,
-                    lines=[
-                        OrderLine(
-                            position=0,
-                            product_id=uuid.uuid4(),
-                            name="x",
-                            quantity=1,
-                            unit_price=Decimal("1.00"),
-                        )
-                    ],
-                    timeline=[],
-                )
-            )
+            session.add(pending_order(order_id, past - timedelta(minutes=30), past))
 
     async def replica() -> int:
         total = 0
@@ -264,3 +268,34 @@ async def test_the_deadline_sweeper_is_safe_with_replicas(sessions):
             )
         ).all()
     assert sorted(emitted) == sorted(str(i) for i in ids)  # one OrderCancelled per order
+
+
+async def test_the_sweeper_measures_the_oldest_pending_order_and_orders_by_status(sessions):
+    orders_db = sessions["orders"]
+    async with orders_db() as session, session.begin():
+        await session.execute(sa.update(Order).values(status="CANCELLED"))  # earlier tests' orders
+        waiting = datetime.now(UTC) - timedelta(minutes=7)
+        session.add(pending_order(uuid.uuid4(), waiting, waiting + timedelta(minutes=30)))
+        session.add(pending_order(uuid.uuid4(), datetime.now(UTC), datetime.now(UTC)))
+
+    await measure(orders_db, every_status=True)
+
+    def gauge(name: str, **labels: str) -> float:
+        value = REGISTRY.get_sample_value(name, {"service": "order_service", **labels})
+        assert value is not None, (name, labels)
+        return value
+
+    assert 7 * 60 <= gauge("order_pending_oldest_age_seconds") < 8 * 60
+    assert gauge("orders", status="PENDING") == 2
+    async with orders_db() as session:
+        cancelled = await session.scalar(
+            sa.select(sa.func.count()).select_from(Order).where(Order.status == "CANCELLED")
+        )
+    assert gauge("orders", status="CANCELLED") == cancelled
+    assert gauge("orders", status="SHIPPED") == 0
+
+    async with orders_db() as session, session.begin():
+        await session.execute(sa.update(Order).values(status="CONFIRMED"))
+    await measure(orders_db, every_status=False)
+    assert gauge("order_pending_oldest_age_seconds") == 0
+    assert gauge("orders", status="PENDING") == 0

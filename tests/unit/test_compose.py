@@ -43,6 +43,8 @@ NGINX_COMPOSE_CONF = ROOT / "nginx" / "compose.conf"
 NGINX_ROUTES = ROOT / "nginx" / "routes.conf"
 
 PACKAGES = list(SERVICES)
+# The OpenTelemetry SDK's own settings the services get (spec: sdk-environment-variables).
+OTEL_VARIABLES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
 INFRASTRUCTURE = {
     "migrate",
     "gateway",
@@ -57,6 +59,10 @@ INFRASTRUCTURE = {
     "kibana",
     "kibana-setup",
     "prometheus",
+    "alertmanager",
+    "node-exporter",
+    "nginx-exporter",
+    "jaeger",
     "grafana",
 }
 # The dashboard's metrics and the labels each must have.
@@ -322,8 +328,11 @@ def test_each_service_gets_what_its_settings_read(package: str):
             assert field in fields and fields[field].validation_alias is None, (
                 f"{name}: {key} is not a setting of {package}"
             )
+        elif key.startswith("OTEL_"):  # read by the OpenTelemetry SDK (shared_runtime.tracing)
+            assert key in OTEL_VARIABLES, f"{name}: {key} is no variable the SDK reads"
         else:
             assert key in aliases or key == "PORT", f"{name}: {package} does not read {key}"
+    assert host_port(env["OTEL_EXPORTER_OTLP_ENDPOINT"]) == ("jaeger", 4318)
 
     # Listening: on every interface, on the port the image's HEALTHCHECK probes.
     assert env[f"{prefix}HOST"] == "0.0.0.0"
@@ -430,6 +439,7 @@ def test_stateful_services_keep_their_data_in_named_volumes():
         "elasticsearch": "/usr/share/elasticsearch/data",
         "kibana": "/usr/share/kibana/data",
         "prometheus": "/prometheus",
+        "alertmanager": "/alertmanager",
         "grafana": "/var/lib/grafana",
     }
     declared = set(compose().get("volumes") or {})
@@ -488,6 +498,8 @@ def test_infrastructure_images_ports_and_settings():
         "elasticsearch": "9200",
         "kibana": "5601",
         "prometheus": "9090",
+        "alertmanager": "9093",
+        "jaeger": "16686",
         "grafana": "3000",
     }
     for name, port in expected_ports.items():

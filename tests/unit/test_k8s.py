@@ -244,6 +244,34 @@ def write_gateway_config() -> None:
     GATEWAY_FILE.write_text(f"{head}\ndata:\n{data}---\n{tail}")
 
 
+OBSERVABILITY_FILE = K8S / "70-observability.yaml"
+# ConfigMap -> key -> the file of observability/ it holds
+OBSERVABILITY_DATA = {
+    "prometheus-rules": {"alerts.yml": ROOT / "observability" / "alerts.yml"},
+    "alertmanager-config": {"alertmanager.yml": ROOT / "observability" / "alertmanager.yml"},
+}
+
+
+def write_observability_config() -> None:
+    """Rewrite the data of the ConfigMaps of 70-observability.yaml from observability/."""
+    documents = OBSERVABILITY_FILE.read_text().split("\n---\n")
+    for index, document in enumerate(documents):
+        for name, files in OBSERVABILITY_DATA.items():
+            if f"kind: ConfigMap\nmetadata:\n  name: {name}\n" not in document:
+                continue
+            head, sep, _ = document.partition("\ndata:")
+            assert sep, f"{name}: expected its data last"
+            data = ""
+            for key, path in files.items():
+                body = "".join(
+                    f"    {line}" if line.strip() else "\n"
+                    for line in path.read_text().splitlines(True)
+                )
+                data += f"  {key}: |\n{body}"
+            documents[index] = f"{head}\ndata:\n{data.rstrip(chr(10))}"
+    OBSERVABILITY_FILE.write_text("\n---\n".join(documents))
+
+
 # --- every document --------------------------------------------------------------------------
 
 
@@ -426,7 +454,14 @@ def test_every_variable_set_is_read_by_the_service(workload):
         env = env_of(c)
         known = settings_variables(package)
         pieces = {ref for e in env.values() for ref in VAR_REF.findall(e.get("value", ""))}
-        unknown = set(env) - known - pieces
+        # The OpenTelemetry SDK's own variables (shared_runtime.tracing).
+        otel = {name for name in env if name.startswith("OTEL_")}
+        assert otel <= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+        }
+        unknown = set(env) - known - pieces - otel
         assert not unknown, f"{workload['metadata']['name']}/{c['name']}: {sorted(unknown)}"
 
 
@@ -696,6 +731,8 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_part_needs():
     # Out of the namespace: only payment and notification, to their providers' HTTPS APIs.
     to_internet = {s for s in sources if reaches(s, "internet", 443)}
     assert to_internet == {"client", "prometheus", "payment-service", "notification-service"}
+    # ... and Alertmanager, to tell the team.
+    assert reaches("alertmanager", "internet", 443)
 
 
 # --- the gateway -----------------------------------------------------------------------------
@@ -774,7 +811,32 @@ def test_gateway_config_passes_nginx_t(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_alert_rules_and_routing_are_those_of_observability():
+    config_maps = of_kind("ConfigMap")
+    for name, files in OBSERVABILITY_DATA.items():
+        for key, path in files.items():
+            assert config_maps[name]["data"][key] == path.read_text(), (
+                f"k8s/70-observability.yaml's {name} differs from {path.relative_to(ROOT)}: "
+                "rewrite it with `python -m tests.unit.test_k8s`"
+            )
+
+
+def test_every_service_sends_its_spans_to_jaeger():
+    jaeger = of_kind("Service")["jaeger"]
+    assert {p["name"]: p["port"] for p in jaeger["spec"]["ports"]}["otlp-http"] == 4318
+    for name in SERVICES:
+        env = env_of(main_container(service_deployment(name)))
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://jaeger:4318"
+        assert reaches(name, "jaeger", 4318), name
+    assert not reaches("gateway", "jaeger", 4318)
+    assert not reaches("client", "jaeger", 16686)
+    assert reaches("prometheus", "alertmanager", 9093)
+    assert not reaches("order-service", "alertmanager", 9093)
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     write_gateway_config()
     print(f"rewrote {GATEWAY_FILE.relative_to(ROOT)}")
+    write_observability_config()
+    print(f"rewrote {OBSERVABILITY_FILE.relative_to(ROOT)}")

@@ -28,8 +28,7 @@ dev:
 	@$(STACK) start --name dev --gateway-port 8080
 	@echo
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
-	@echo "  service API docs   http://localhost:5001/docs (users), :5002 (products), :5003 (cart),"
-	@echo "                     :5004 (orders), :5005 (payments), :5006 (notifications)"
+	@echo "  API docs           http://localhost:8080/api/v1/docs   (every service, Swagger UI)"
 	@echo "  RabbitMQ UI        http://localhost:15672  (guest/guest)"
 	@echo "  logs               .run/dev/logs/   (make logs)"
 	@echo "  stop               make stop"

@@ -66,9 +66,7 @@ async def measure(sessionmaker: async_sessionmaker[AsyncSession], every_status: 
                     await session.execute(
                         sa.select(Order.status, sa.func.count()).group_by(Order.status)
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
             for status in Status:
                 ORDERS.labels(SERVICE, status.value).set(counts.get(status.value, 0))

@@ -33,6 +33,8 @@ LOG_RECORDS_SHIPPED = Counter(
     "log_records_shipped_total", "Log records shipped to Elasticsearch.", ["service"]
 )
 TEMPLATE_NAME = "ecommerce-logs"
+# Each day's index (ecommerce-<service>-<day>) is deleted this many days after it was made.
+LIFECYCLE_NAME = "ecommerce-logs"
 TEMPLATE = Path(__file__).parent / "elasticsearch" / "index_template.json"
 
 # The shipper's own reports go to stdout only, never back into the buffer.
@@ -49,9 +51,11 @@ class LogShipper(BackgroundTask, logging.Handler):
         batch_size: int = 500,
         flush_interval_s: float = 1.0,
         request_timeout_s: float = 5.0,
+        retention_days: int = 30,
     ) -> None:
         super().__init__()
         self.service = service
+        self.retention_days = retention_days
         self.client = AsyncElasticsearch(url, request_timeout=request_timeout_s, max_retries=0)
         self.buffer: queue.Queue[str] = queue.Queue(maxsize=max_buffer)
         self.batch_size = batch_size
@@ -129,7 +133,23 @@ class LogShipper(BackgroundTask, logging.Handler):
         return {"_index": f"ecommerce-{self.service}-{day}", "_source": doc}
 
     async def install_template(self) -> None:
+        """The lifecycle policy (each day's index deleted ``retention_days`` after it was made),
+        then the index template that names it: every new ecommerce-* index gets both."""
+        await self.client.ilm.put_lifecycle(
+            name=LIFECYCLE_NAME,
+            policy={
+                "phases": {
+                    "hot": {"min_age": "0ms", "actions": {"set_priority": {"priority": 100}}},
+                    "delete": {
+                        "min_age": f"{self.retention_days}d",
+                        "actions": {"delete": {}},
+                    },
+                },
+                "_meta": {"description": "Logs of the e-commerce services and gateway"},
+            },
+        )
         body = json.loads(TEMPLATE.read_text())
         body["meta"] = body.pop("_meta", None)
+        body["template"]["settings"]["index.lifecycle.name"] = LIFECYCLE_NAME
         await self.client.indices.put_index_template(name=TEMPLATE_NAME, **body)
         self.template_installed = True

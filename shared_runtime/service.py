@@ -72,7 +72,11 @@ def create_service_app(
         app.state.sessionmaker = None
         async with contextlib.AsyncExitStack() as stack:
             if settings.elasticsearch_url:
-                shipper = LogShipper(settings.elasticsearch_url, settings.service_name)
+                shipper = LogShipper(
+                    settings.elasticsearch_url,
+                    settings.service_name,
+                    retention_days=settings.log_retention_days,
+                )
                 shipper.setFormatter(formatter(settings.service_name))
                 logging.getLogger().addHandler(shipper)
                 shipper.start()

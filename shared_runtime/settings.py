@@ -114,6 +114,8 @@ class ServiceSettings(BaseSettings):
     # The address other instances reach this one at; found from the hostname when unset.
     advertise_address: str | None = Field(None, validation_alias="SERVICE_ADVERTISE_ADDRESS")
     elasticsearch_url: str | None = Field(None, validation_alias="ELASTICSEARCH_URL")
+    # Days a day's log index is kept in Elasticsearch (its lifecycle policy deletes it then).
+    log_retention_days: int = Field(30, ge=1, le=3650, validation_alias="LOG_RETENTION_DAYS")
 
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="LOG_JSON")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import uuid
 
-from tests.e2e.conftest import RUN_DIR
+from shared_runtime.registry import SERVICES
+from tests.e2e.conftest import RUN_DIR, service_url
 from tests.e2e.test_orders import ADDRESS, new_product, settled
 from tests.support import eventually
 
@@ -97,3 +99,31 @@ async def test_an_order_is_one_trace_across_the_services(gateway, admin_token, c
         lines = (RUN_DIR / "logs" / f"{service}.log").read_text().splitlines()
         logged = [json.loads(line) for line in lines if trace_id in line and line.startswith("{")]
         assert any(line.get("trace_id") == trace_id for line in logged), service
+
+
+async def test_latency_samples_name_their_trace(gateway, customer, traces):
+    # OpenMetrics (what Prometheus asks for) carries each bucket's last trace id as an exemplar.
+    for _ in range(3):
+        assert (await gateway.get("/orders", headers=customer)).status_code == 200
+    metrics = await gateway.get(
+        f"{service_url(SERVICES['order_service'].port)}/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert metrics.headers["content-type"].startswith("application/openmetrics-text")
+    exemplars = set(
+        re.findall(
+            r'^http_request_duration_seconds_bucket\{.*\} \S+ # \{trace_id="([0-9a-f]{32})"\}',
+            metrics.text,
+            re.M,
+        )
+    )
+    assert exemplars
+    sent = await eventually(
+        lambda: asyncio.sleep(0, result={s["trace_id"] for s in traces.spans()}),
+        until=lambda ids: bool(ids & exemplars),
+        timeout=10,
+        what="an exemplar's trace among the spans received",
+    )
+    assert sent & exemplars
+    plain = await gateway.get(f"{service_url(SERVICES['order_service'].port)}/metrics")
+    assert plain.headers["content-type"].startswith("text/plain") and "# {" not in plain.text

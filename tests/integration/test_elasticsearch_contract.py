@@ -32,6 +32,7 @@ class FakeElasticsearch(FakeApi):
         self.gate.set()
         self.fail = fail
         self.templates: dict[str, Any] = {}
+        self.policies: dict[str, Any] = {}
         self.documents: list[tuple[str, dict[str, Any]]] = []
 
     def answer(self, request: dict[str, Any]) -> Reply:
@@ -42,6 +43,9 @@ class FakeElasticsearch(FakeApi):
         path = request["path"].split("?")[0]
         if request["method"] == "PUT" and path.startswith("/_index_template/"):
             self.templates[path.rsplit("/", 1)[1]] = request["json"]
+            return 200, {"acknowledged": True}, PRODUCT
+        if request["method"] == "PUT" and path.startswith("/_ilm/policy/"):
+            self.policies[path.rsplit("/", 1)[1]] = request["json"]
             return 200, {"acknowledged": True}, PRODUCT
         if request["method"] in ("POST", "PUT") and path == "/_bulk":
             lines = [json.loads(line) for line in request["body"].splitlines() if line.strip()]
@@ -116,7 +120,16 @@ async def test_records_are_shipped_in_bulk_to_the_daily_index(shipping):
         assert bulk[0]["headers"]["Content-Type"].startswith(
             "application/vnd.elasticsearch+x-ndjson"
         )
+        # Every day's index is deleted 30 days after it was made (the lifecycle policy the
+        # template names, installed before it).
+        policy = fake.policies["ecommerce-logs"]["policy"]
+        assert policy["phases"]["delete"] == {"min_age": "30d", "actions": {"delete": {}}}
+        paths = [r["path"].split("?")[0] for r in fake.requests if r["method"] == "PUT"]
+        assert paths.index("/_ilm/policy/ecommerce-logs") < paths.index(
+            "/_index_template/ecommerce-logs"
+        )
         template = fake.templates["ecommerce-logs"]
+        assert template["template"]["settings"]["index.lifecycle.name"] == "ecommerce-logs"
         assert template["index_patterns"] == ["ecommerce-*"]
         properties = template["template"]["mappings"]["properties"]
         for field in (
@@ -126,6 +139,8 @@ async def test_records_are_shipped_in_bulk_to_the_daily_index(shipping):
             "event",
             "request_id",
             "correlation_id",
+            "trace_id",
+            "span_id",
             "order_id",
             "user_id",
             "route",

@@ -43,6 +43,12 @@ NGINX_COMPOSE_CONF = ROOT / "nginx" / "compose.conf"
 NGINX_ROUTES = ROOT / "nginx" / "routes.conf"
 
 PACKAGES = list(SERVICES)
+# What of the Docker host a service reads (read-only): the node exporter its filesystems,
+# Filebeat the gateway container's log.
+HOST_MOUNTS = {
+    "node-exporter": {"/"},
+    "filebeat": {"/var/lib/docker/containers", "/var/run/docker.sock"},
+}
 # The OpenTelemetry SDK's own settings the services get (spec: sdk-environment-variables).
 OTEL_VARIABLES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
 INFRASTRUCTURE = {
@@ -60,6 +66,7 @@ INFRASTRUCTURE = {
     "kibana-setup",
     "prometheus",
     "alertmanager",
+    "filebeat",
     "node-exporter",
     "nginx-exporter",
     "jaeger",
@@ -283,6 +290,8 @@ def test_every_referenced_file_exists():
             assert context.is_dir(), f"{name}: build context {context}"
             assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
         for target, source in bind_mounts(service).items():
+            if source in HOST_MOUNTS.get(name, set()):
+                continue  # the Docker host's own, read-only
             assert (ROOT / source).exists(), f"{name}: {source} (mounted at {target}) is missing"
         env_files = service.get("env_file", [])
         for env_file in [env_files] if isinstance(env_files, str | dict) else env_files:

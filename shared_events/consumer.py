@@ -1,15 +1,20 @@
 """The one consumer wrapper: inbox for idempotency, ack after commit, retry with backoff, parking.
 
-For each message: the handler's effects, the inbox row (the event id) and any outbox rows
-the handler writes commit in one transaction, then the message is acked. A duplicate finds
-its event id in the inbox and changes nothing. A handler that raises is republished to the
-retry queue for its attempt (TTL, then back to the service queue); after the last attempt
-it is parked with the error in its headers. The consumer never stops for one bad message.
+Deliveries are handled in micro-batches: what has arrived (up to ``batch_size``, or what
+came within ``batch_wait_ms``) runs in one transaction: one multi-row inbox insert, each
+handler inside its own SAVEPOINT, one commit, then each message is acked. A duplicate finds
+its event id in the inbox and changes nothing. A handler that raises rolls back to its
+savepoint (its inbox row goes too) while the others commit; its message is republished to
+the retry queue for its attempt (TTL, then back to the service queue) and, after the last
+attempt, parked with the error in its headers. A batch that fails as a whole (the database
+went away) is tried again one message at a time. The consumer never stops for one bad
+message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,13 +23,15 @@ from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared_core.context import run_after_commit
+from shared_core.context import drop_after_commit, run_after_commit
 from shared_events.bus import EventBus
 from shared_events.events import Event
 from shared_events.store import inbox
@@ -46,6 +53,12 @@ EVENTS_CONSUMED = Counter(
     "Events handled, by outcome (processed, duplicate, retried, parked).",
     ["service", "event_type", "outcome"],
 )
+BATCH_SIZE = Histogram(
+    "event_batch_size",
+    "Deliveries handled in one transaction.",
+    ["service"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +73,19 @@ class EventContext:
 Handler = Callable[[Any, Any, EventContext], Awaitable[None]]
 
 
+@dataclasses.dataclass(eq=False)
+class _Item:
+    """One delivery waiting for its batch: the event, its handler, and where it logs and
+    traces (the delivery's own context, kept while another task runs the handler)."""
+
+    event: Event
+    handler: Handler
+    context: EventContext
+    log_context: dict[str, Any]
+    trace_context: otel_context.Context
+    done: asyncio.Future[bool]
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -70,6 +96,8 @@ class EventConsumer:
         handlers: dict[type[Event], Handler],
         prefetch: int = 100,
         concurrency: int = 8,
+        batch_size: int = 50,
+        batch_wait_ms: float = 1.0,
         max_attempts: int = 5,
         base_delay_ms: int = 1000,
     ) -> None:
@@ -80,10 +108,14 @@ class EventConsumer:
             cls.event_type(): (cls, handler) for cls, handler in handlers.items()
         }
         self.prefetch = prefetch
-        # At most this many handlers at once, each holding a database connection: the rest of
-        # the prefetched messages wait here, not in the connection pool, where they would
-        # starve the HTTP requests (seconds-long product reads under order load).
+        # Handlers without a database (the cart's) run at most this many at once.
         self._slots = asyncio.Semaphore(concurrency)
+        # With a database, one batch at a time holds one connection: the next batch gathers
+        # while it commits, so the HTTP requests always find connections in the pool.
+        self.batch_size = batch_size
+        self.batch_wait_s = batch_wait_ms / 1000
+        self._pending: asyncio.Queue[_Item] = asyncio.Queue()
+        self._batcher: asyncio.Task[None] | None = None
         self.max_attempts = max_attempts
         self.base_delay_ms = base_delay_ms
         self.delays_ms = retry_delays_ms(max_attempts, base_delay_ms)
@@ -103,12 +135,19 @@ class EventConsumer:
             max_attempts=self.max_attempts,
             base_delay_ms=self.base_delay_ms,
         )
+        if self.sessionmaker is not None and self._batcher is None:
+            self._batcher = asyncio.create_task(self._batches(), name=f"batches-{self.service}")
         await self._queue.consume(self.on_message)
 
     async def stop(self) -> None:
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         self._channel = None
+        if self._batcher is not None:
+            self._batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._batcher
+            self._batcher = None
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})
@@ -127,8 +166,7 @@ class EventConsumer:
             event_id=message.message_id,
         )
         try:
-            async with self._slots:
-                await self._process(message, event_type, attempt, request_id)
+            await self._process(message, event_type, attempt, request_id)
         except Exception as exc:
             # The channel went away under us (broker restart, closed connection): the
             # message was not acked, so the broker redelivers it and the inbox keeps
@@ -160,7 +198,13 @@ class EventConsumer:
             structlog.contextvars.bind_contextvars(order_id=str(order_id))
         context = EventContext(attempt, message.correlation_id, request_id)
         try:
-            handled = await self._handle(event, handler, context)
+            if self.sessionmaker is None:
+                # A service without a database (the cart): its handlers are idempotent alone.
+                async with self._slots:
+                    await handler(None, event, context)
+                handled = True
+            else:
+                handled = await self._in_batch(event, handler, context)
         except Exception as exc:
             await self._retry_or_park(message, attempt, exc)
             return
@@ -169,28 +213,108 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.service, event_type, outcome).inc()
         log.info("event_handled", outcome=outcome, attempt=attempt)
 
-    async def _handle(self, event: Event, handler: Handler, context: EventContext) -> bool:
-        """Run the handler and record the event id in one transaction; False for a duplicate.
+    async def _in_batch(self, event: Event, handler: Handler, context: EventContext) -> bool:
+        """Queue the event for the next batch and wait for its outcome: True when handled,
+        False for a duplicate; the handler's exception when it failed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        log_context = structlog.contextvars.get_contextvars()
+        self._pending.put_nowait(
+            _Item(event, handler, context, log_context, otel_context.get_current(), done)
+        )
+        return await done
 
-        A service without a database (the cart) gets no session: its handlers are
-        idempotent by themselves.
+    async def _batches(self) -> None:
+        """Take what has arrived and handle it in one transaction, one batch at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._pending.get()]
+            deadline = loop.time() + self.batch_wait_s
+            while len(batch) < self.batch_size:
+                if not self._pending.empty():
+                    batch.append(self._pending.get_nowait())
+                    continue
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._pending.get(), left))
+                except TimeoutError:
+                    break
+            BATCH_SIZE.labels(self.service).observe(len(batch))
+            await self._handle_batch(batch)
+
+    async def _handle_batch(self, batch: list[_Item]) -> None:
+        try:
+            outcomes = await self._one_transaction(batch)
+        except Exception as exc:
+            if len(batch) > 1:
+                # Nothing of it committed: each on its own, so one cause fails only itself.
+                log.warning("event_batch_failed", size=len(batch), error=repr(exc))
+                for item in batch:
+                    await self._handle_batch([item])
+                return
+            outcomes = [exc]
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if item.done.done():  # its delivery was abandoned (channel closed)
+                continue
+            if isinstance(outcome, BaseException):
+                item.done.set_exception(outcome)
+            else:
+                item.done.set_result(outcome)
+
+    async def _one_transaction(self, batch: list[_Item]) -> list[bool | BaseException]:
+        """Record the batch's event ids and run each new one's handler in its savepoint.
+
+        Events of one order keep their order (a stable sort by correlation id, which also
+        makes replicas take row locks in the same order).
         """
-        if self.sessionmaker is None:
-            await handler(None, event, context)
-            return True
+        assert self.sessionmaker is not None
+        order = sorted(range(len(batch)), key=lambda i: batch[i].context.correlation_id or "")
+        outcomes: dict[uuid.UUID, bool | BaseException] = {}
+        results: list[bool | BaseException] = [False] * len(batch)
         async with self.sessionmaker() as session:
             async with session.begin():
-                first_time = await session.scalar(
-                    insert(inbox)
-                    .values(event_id=event.id, event_type=event.event_type())
-                    .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
-                    .returning(inbox.c.event_id)
+                ids = {item.event.id: item.event.event_type() for item in batch}
+                fresh = set(
+                    (
+                        await session.scalars(
+                            insert(inbox)
+                            .values([{"event_id": i, "event_type": t} for i, t in ids.items()])
+                            .on_conflict_do_nothing(index_elements=[inbox.c.event_id])
+                            .returning(inbox.c.event_id)
+                        )
+                    ).all()
                 )
-                if first_time is None:
-                    return False
-                await handler(session, event, context)
+                for index in order:
+                    item = batch[index]
+                    event_id = item.event.id
+                    if event_id not in fresh or event_id in outcomes:
+                        # Already handled (or twice in this batch): the first one's outcome.
+                        earlier = outcomes.get(event_id, False)
+                        results[index] = earlier if isinstance(earlier, BaseException) else False
+                        continue
+                    outcomes[event_id] = results[index] = await self._savepoint(session, item)
             await run_after_commit(session)
-        return True
+        return results
+
+    async def _savepoint(self, session: AsyncSession, item: _Item) -> bool | BaseException:
+        hooks = list(session.info.get("after_commit", []))
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**item.log_context)
+        token = otel_context.attach(item.trace_context)
+        try:
+            async with session.begin_nested():
+                await item.handler(session, item.event, item.context)
+            return True
+        except Exception as exc:
+            # Its effects are gone with the savepoint; so go its inbox row and its hooks.
+            drop_after_commit(session)
+            session.info["after_commit"] = hooks
+            await session.execute(delete(inbox).where(inbox.c.event_id == item.event.id))
+            return exc
+        finally:
+            otel_context.detach(token)
+            structlog.contextvars.clear_contextvars()
 
     async def _retry_or_park(
         self, message: AbstractIncomingMessage, attempt: int, exc: Exception

@@ -153,6 +153,8 @@ def create_service_app(
                     handlers=handlers(app),
                     prefetch=settings.consumer_prefetch,
                     concurrency=settings.consumer_concurrency,
+                    batch_size=settings.consumer_batch_size,
+                    batch_wait_ms=settings.consumer_batch_wait_ms,
                     max_attempts=settings.max_delivery_attempts,
                     base_delay_ms=settings.retry_base_delay_ms,
                 )

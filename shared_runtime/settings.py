@@ -87,8 +87,14 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", validation_alias="AMQP_URL")
     events_exchange: str = Field("ecommerce.events", validation_alias="EVENTS_EXCHANGE")
     consumer_prefetch: int = Field(100, ge=1, le=1000, validation_alias="CONSUMER_PREFETCH")
-    # Handlers run at once; keep it below db_pool_size so HTTP requests always find a connection.
+    # Handlers without a database (the cart's) run at most this many at once.
     consumer_concurrency: int = Field(8, ge=1, le=1000, validation_alias="CONSUMER_CONCURRENCY")
+    # Deliveries handled in one transaction (one connection), and how long a batch waits to
+    # fill once its first delivery is in (shared_events.consumer).
+    consumer_batch_size: int = Field(50, ge=1, le=1000, validation_alias="CONSUMER_BATCH_SIZE")
+    consumer_batch_wait_ms: float = Field(
+        1.0, ge=0, le=1000, validation_alias="CONSUMER_BATCH_WAIT_MS"
+    )
     max_delivery_attempts: int = Field(5, ge=1, le=20, validation_alias="MAX_DELIVERY_ATTEMPTS")
     retry_base_delay_ms: int = Field(1000, ge=10, validation_alias="RETRY_BASE_DELAY_MS")
     outbox_batch_size: int = Field(200, ge=1, le=5000, validation_alias="OUTBOX_BATCH_SIZE")

@@ -156,6 +156,75 @@ async def test_always_failing_event_is_parked_and_the_consumer_goes_on(bus, sess
         await consumer.stop()
 
 
+async def _transaction(session) -> int:
+    return await session.scalar(sa.text("SELECT txid_current()"))
+
+
+async def test_one_batch_commits_together_and_its_poison_event_is_parked_alone(
+    bus, sessionmaker, names
+):
+    poison, healthy = registered(), [registered() for _ in range(6)]
+    transactions: dict[uuid.UUID, int] = {}
+
+    async def handler(session, event, context):
+        transactions[event.id] = await _transaction(session)
+        await record(session, event, context)
+        if event.id == poison.id:
+            raise ValueError("cannot handle this one")
+
+    service = names["service"]
+    # Everything is queued before the consumer starts, and a batch waits long enough to take it.
+    consumer = consumer_for(
+        bus, sessionmaker, service, handler, max_attempts=2, base_delay_ms=100, batch_wait_ms=300
+    )
+    await consumer.start()
+    await consumer.stop()  # declares the queues
+    for event in [*healthy[:3], poison, *healthy[3:]]:
+        await publish(bus, event)
+    await consumer.start()
+    try:
+        rows = await eventually(
+            lambda: effect_rows(sessionmaker), until=lambda rows: len(rows) == 6, timeout=10
+        )
+        assert {r.event_id for r in rows} == {e.id for e in healthy}  # the poison's rolled back
+        assert len({transactions[e.id] for e in healthy}) == 1  # one transaction for the batch
+        parked = await eventually(
+            lambda: list_parked(AMQP_URL, service), until=lambda p: len(p) == 1, timeout=10
+        )
+        assert parked[0].message_id == str(poison.id)
+        assert "ValueError: cannot handle this one" in parked[0].error
+        async with sessionmaker() as session:
+            handled = set(await session.scalars(sa.text("SELECT event_id FROM inbox")))
+        assert poison.id not in handled  # its inbox row went with its savepoint
+        assert {e.id for e in healthy} <= handled
+    finally:
+        await consumer.stop()
+
+
+async def test_a_duplicate_inside_one_batch_has_one_effect(bus, sessionmaker, names):
+    calls = []
+
+    async def handler(session, event, context):
+        calls.append(await _transaction(session))
+        await record(session, event, context)
+
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, handler, batch_wait_ms=300)
+    await consumer.start()
+    await consumer.stop()
+    event, other = registered(), registered()
+    for message in (event, event, other, event):
+        await publish(bus, message)
+    await consumer.start()
+    try:
+        await eventually(lambda: _queue_depth(service), until=lambda n: n == 0, timeout=10)
+        rows = await effect_rows(sessionmaker)
+        assert sorted(r.event_id for r in rows) == sorted([event.id, other.id])
+        assert len(calls) == 2 and calls[0] == calls[1]  # both in the one batch
+    finally:
+        await consumer.stop()
+
+
 def test_dlq_tools_refuse_a_service_that_does_not_exist_and_create_nothing():
     ghost = f"no_such_service_{uuid.uuid4().hex[:6]}"
     for action in ("list", "replay"):

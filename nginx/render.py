@@ -181,6 +181,11 @@ def render_conf(
         f"    {kind}_temp_path {paths['temp']}/{kind};\n"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    # The catalog's answers (nginx/routes.conf); an entry unread for 30 minutes goes.
+    temp_paths += (
+        f"    proxy_cache_path {paths['temp']}/catalog_cache levels=1:2 keys_zone=catalog:10m\n"
+        "        max_size=512m inactive=30m use_temp_path=off;\n"
+    )
     blocks = []
     for name, servers in upstreams.items():
         zone = f"        zone {name} 64k;\n" if resolver else ""

@@ -40,6 +40,12 @@ def _cache(request: Request) -> CatalogCache:
     return cache
 
 
+def _public(request: Request, body: bytes) -> Response:
+    """A catalog answer that is the same for every reader, marked so the gateway may keep it
+    (nginx/routes.conf: never for requests that carry a token)."""
+    return Response(body, media_type=JSON, headers=request.app.state.public_headers)
+
+
 def _product_json(product: object) -> bytes:
     return (
         ProductOut.model_validate(product, from_attributes=True)
@@ -63,7 +69,7 @@ async def list_products(
     cache = _cache(request)
     key, cached = await cache.get_page(query.cache_params())
     if cached is not None:
-        return Response(cached, media_type=JSON)
+        return _public(request, cached)
     # A session only on a miss: a cache hit never touches the database pool.
     async with request.app.state.sessionmaker() as session:
         products, total = await service.search_products(session, query)
@@ -78,7 +84,7 @@ async def list_products(
         .encode()
     )
     await cache.set(key, body)
-    return Response(body, media_type=JSON)
+    return _public(request, body)
 
 
 @router.get("/categories", response_model=list[CategoryOut])
@@ -107,9 +113,7 @@ async def lookup_products(
         keys = dict(zip(wanted, (key for key, _ in cached), strict=True))
         await cache.set_many([(keys[pid], body) for pid, body in fresh.items()])
     bodies = [body or fresh.get(pid) for pid, (_, body) in zip(wanted, cached, strict=True)]
-    return Response(
-        b'{"items":[' + b",".join(b for b in bodies if b is not None) + b"]}", media_type=JSON
-    )
+    return _public(request, b'{"items":[' + b",".join(b for b in bodies if b is not None) + b"]}")
 
 
 @router.get("/{product_id}", response_model=ProductOut)
@@ -118,11 +122,11 @@ async def get_product(product_id: uuid.UUID, request: Request) -> Response:
     cache = _cache(request)
     key, cached = await cache.get_product(product_id)
     if cached is not None:
-        return Response(cached, media_type=JSON)
+        return _public(request, cached)
     async with request.app.state.sessionmaker() as session:
         body = _product_json(await service.get_product(session, product_id))
     await cache.set(key, body)
-    return Response(body, media_type=JSON)
+    return _public(request, body)
 
 
 @router.post("", status_code=201, response_model=ProductOut)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -225,6 +226,8 @@ def start(args: argparse.Namespace) -> None:
         )
     else:
         _ensure_free(args.gateway_port, "the gateway")
+        # A new gateway starts with an empty catalog cache: the databases may be new ones.
+        shutil.rmtree(run / "nginx" / "catalog_cache", ignore_errors=True)
         subprocess.run(["nginx", "-p", str(run / "nginx"), "-c", str(conf)], check=True)
     _wait(f"http://127.0.0.1:{args.gateway_port}/health", 15, "gateway")
     names = ", ".join(s for s, _ in started) or "none (all were running)"

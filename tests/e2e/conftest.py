@@ -50,6 +50,8 @@ STACK_ENV = {
     "GATEWAY_AUTH_RATE": "20r/s",
     # Spans leave each service every half second (the `traces` fixture receives them).
     "OTEL_BSP_SCHEDULE_DELAY": "500",
+    # Shoppers' catalog reads are kept by the gateway this long (test_faults checks the cache).
+    "PRODUCT_GATEWAY_FRESH_S": "1",
 }
 
 

@@ -3,8 +3,10 @@ protocols only, HSTS, and plain HTTP redirecting to HTTPS; in front of the test 
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +21,11 @@ HTTP_PORT, HTTPS_PORT = 18081, 18443
 
 
 @pytest.fixture(scope="module")
-def tls_gateway(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    run = tmp_path_factory.mktemp("tls-gateway")
+def tls_gateway(stack: str) -> Iterator[Path]:
+    # Not under pytest's private temporary directory: nginx's workers (nobody, under root) keep
+    # the catalog cache here and must reach it.
+    run = Path(tempfile.mkdtemp(prefix="tls-gateway-"))
+    run.chmod(0o755)
     certificate = run / "tls.crt"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -33,6 +38,7 @@ def tls_gateway(stack: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     subprocess.run(["nginx", "-p", str(run), "-c", str(conf)], check=True)
     yield certificate
     subprocess.run(["nginx", "-p", str(run), "-c", str(conf), "-s", "stop"], check=False)
+    shutil.rmtree(run, ignore_errors=True)
 
 
 def client_context(certificate: Path, version: ssl.TLSVersion) -> ssl.SSLContext:

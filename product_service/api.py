@@ -72,11 +72,12 @@ async def list_products(
         return _public(request, cached)
     # A session only on a miss: a cache hit never touches the database pool.
     async with request.app.state.sessionmaker() as session:
-        products, total = await service.search_products(session, query)
+        products, total, capped = await service.search_products(session, query)
     body = (
         ProductPage(
             items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
             total=total,
+            total_capped=capped,
             page=page,
             page_size=page_size,
         )

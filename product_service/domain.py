@@ -47,6 +47,13 @@ def category_name(slug: str) -> str:
 # Catalog search.
 
 
+# At a million products, counting the 200,000 products that share a common word, ranking them
+# all, or skipping to the 100,000th costs a random read of each (docs/benchmarks.md, "make
+# bench-scale"): counts stop here (``totalCapped``), relevance ranks the first this-many
+# matches, and pages reach this far, as large shops do. Words and filters find the rest.
+MATCH_CAP = 1_000
+
+
 @dataclass(frozen=True)
 class SearchQuery:
     search: str | None
@@ -74,6 +81,11 @@ def search_query(
     are search words and newest first otherwise."""
     if min_price is not None and max_price is not None and min_price > max_price:
         raise Invalid("minPrice is greater than maxPrice.")
+    if page * page_size > MATCH_CAP:
+        raise Invalid(
+            f"Pages reach the {MATCH_CAP:,}th product at most (page x pageSize <= {MATCH_CAP:,}); "
+            "narrow the search with words or filters."
+        )
     words = search.strip() if search else None
     return SearchQuery(
         search=words or None,

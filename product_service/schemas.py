@@ -91,7 +91,10 @@ class ProductList(CamelModel):
 
 class ProductPage(CamelModel):
     items: list[ProductOut]
-    total: int
+    total: int = Field(description="matches, counted up to 1,000 (see totalCapped)")
+    total_capped: bool = Field(
+        default=False, description="true when more than 1,000 products match: narrow the search"
+    )
     page: int
     page_size: int
 

@@ -143,7 +143,10 @@ async def test_bulk_import_through_the_gateway(gateway, admin_token):
     result = response.json()
     assert (result["created"], result["rejected"]) == (2000, 1)
     assert result["errors"][0]["line"] == 2002
-    assert (await gateway.get("/products", params={"search": tag})).json()["total"] == 2000
+    found = (await gateway.get("/products", params={"search": tag})).json()
+    assert (found["total"], found["totalCapped"]) == (1000, True)  # counted up to 1,000
+    narrow = await gateway.get("/products", params={"search": f"{tag} 1999"})
+    assert [p["sku"] for p in narrow.json()["items"]] == [f"IMP-{tag}-1999"]
 
 
 async def test_fill_change_and_empty_a_cart(gateway):

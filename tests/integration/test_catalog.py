@@ -331,6 +331,27 @@ async def test_search_uses_the_gin_index(catalog):
         assert "ix_products_search" in "\n".join(plan)
 
 
+async def test_counts_and_pages_stop_at_the_thousandth_match(catalog, admin):
+    _, client = catalog
+    tag = uuid.uuid4().hex[:8]
+    rows = ["sku,name,description,category,price,currency,quantity"]
+    rows += [f"CAP-{tag}-{n},Cap {tag} item {n},plain,toys,1.00,EUR,1" for n in range(1_001)]
+    rows.append(f"CAP-{tag}-best,Cap {tag} {tag} best,{tag} {tag},toys,1.00,EUR,1")
+    imported = await client.post(
+        "/products/import", content="\n".join(rows), headers=admin | {"Content-Type": "text/csv"}
+    )
+    assert imported.json()["created"] == 1_002, imported.text
+    found = (await client.get("/products", params={"search": tag})).json()
+    assert (found["total"], found["totalCapped"]) == (1_000, True)
+    narrow = (await client.get("/products", params={"search": f"{tag} best"})).json()
+    assert (narrow["total"], narrow["totalCapped"]) == (1, False)
+    assert narrow["items"][0]["sku"] == f"CAP-{tag}-best"
+    last = await client.get("/products", params={"search": tag, "page": 10, "pageSize": 100})
+    assert len(last.json()["items"]) == 100
+    past = await client.get("/products", params={"search": tag, "page": 11, "pageSize": 100})
+    assert past.status_code == 422 and error_of(past)["code"] == "validation_error"
+
+
 async def test_bad_bytes_and_broken_quotes_in_the_middle_lose_no_valid_row(catalog, admin):
     _, client = catalog
     tag = uuid.uuid4().hex[:8]

@@ -67,6 +67,14 @@ def test_a_price_range_upside_down_is_refused():
     assert refused.value.details is None
 
 
+def test_pages_reach_the_thousandth_product_and_no_further():
+    assert query(page=50).page == 50  # 50 x 20 = 1,000
+    with pytest.raises(Invalid) as refused:
+        query(page=51)
+    assert refused.value.code == "validation_error"
+    assert "1,000th product at most" in refused.value.message
+
+
 def test_a_one_price_range_and_open_ends_are_allowed():
     same = query(min_price="10", max_price="10")
     assert (same.min_price, same.max_price) == (Decimal("10"), Decimal("10"))

@@ -2,10 +2,11 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin secrets bench-import verify backup-db restore-db fuzz bench chaos
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin secrets bench-import bench-scale verify backup-db restore-db fuzz bench chaos
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
+	@echo "              [REPLICAS=2 | REPLICAS=order_service=3,payment_service=2]  processes per service"
 	@echo "make stop     stop the services and the gateway started by make dev"
 	@echo "make status   what is running"
 	@echo "make logs     follow the services' logs"
@@ -17,15 +18,17 @@ help:
 	@echo "make backup-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
 	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
 	@echo "make chaos    fault scenarios under order load, invariants checked; docs/reliability.md"
+	@echo "              [REPLICAS=2]  with two processes of every service; docs/reliability-replicas.md"
 	@echo "make fuzz     schemathesis against every service's OpenAPI, 300 cases per operation"
 	@echo "make verify   check the order saga's invariants against the databases"
 	@echo "make bench    catalog reads, the order saga, the import, memory (needs make dev); docs/benchmarks.md"
 	@echo "make bench-import   time a 100,000-product import (needs make dev); docs/benchmarks.md"
+	@echo "make bench-scale    the catalog at 1,000,000 products, on a stack of its own; docs/benchmarks.md"
 
 dev:
 	@bash scripts/bootstrap.sh
 	@$(PY) scripts/local_secrets.py
-	@$(STACK) start --name dev --gateway-port 8080
+	@$(STACK) start --name dev --gateway-port 8080 $(if $(REPLICAS),--replicas $(REPLICAS))
 	@echo
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
 	@echo "  API docs           http://localhost:8080/api/v1/docs   (every service, Swagger UI)"
@@ -74,7 +77,7 @@ restore-db:
 
 chaos:
 	@bash scripts/bootstrap.sh
-	@$(PY) -m scripts.chaos
+	@$(PY) -m scripts.chaos $(if $(REPLICAS),--replicas $(REPLICAS))
 
 fuzz:
 	@bash scripts/bootstrap.sh
@@ -86,6 +89,10 @@ verify:
 bench:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
 	@$(PY) scripts/bench/run.py
+
+bench-scale:
+	@bash scripts/bootstrap.sh
+	@$(PY) scripts/bench/scale.py
 
 bench-import:
 	@$(PY) scripts/bench_import.py

@@ -1,11 +1,15 @@
 """Start, stop and inspect a local stack: the services as processes and the nginx gateway.
 
     python scripts/stack.py start [--name dev] [--gateway-port 8080] [--port-offset 0]
+        [--replicas 2 | --replicas order_service=3,payment_service=2]
     python scripts/stack.py stop [--name dev]
     python scripts/stack.py status [--name dev]
 
 Each stack keeps its pid files and logs in .run/<name>/. Starting twice is fine: a service
-that is already up is left alone. ``make dev`` runs the "dev" stack; the end-to-end tests
+that is already up is left alone. With ``--replicas``, a service runs as several processes,
+each on its own port (the n-th replica on the service's port + 100 x n), all behind the
+gateway's upstream for it and consuming its queue together; they share its log file.
+``make dev`` runs the "dev" stack; the end-to-end tests
 run a "test" stack on other ports, databases and a RabbitMQ vhost of their own.
 """
 
@@ -36,6 +40,33 @@ from shared_runtime.registry import SERVICES  # noqa: E402
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
+REPLICA_PORT_STEP = 100
+MAX_REPLICAS = 9
+
+
+def replica_counts(text: str) -> dict[str, int]:
+    """``--replicas``: "2" (every service) or "order_service=3,payment_service=2"."""
+    counts = dict.fromkeys(SERVICES, 1)
+    if text.strip().isdigit():
+        counts = dict.fromkeys(SERVICES, int(text))
+    else:
+        for part in filter(None, text.split(",")):
+            name, _, number = part.partition("=")
+            if name.strip() not in SERVICES or not number.strip().isdigit():
+                raise argparse.ArgumentTypeError(f"not a service=count: {part!r}")
+            counts[name.strip()] = int(number)
+    if not all(1 <= n <= MAX_REPLICAS for n in counts.values()):
+        raise argparse.ArgumentTypeError(f"replicas go from 1 to {MAX_REPLICAS}")
+    return counts
+
+
+def replica_port(args: argparse.Namespace, service: str, replica: int) -> int:
+    return SERVICES[service].port + args.port_offset + REPLICA_PORT_STEP * replica
+
+
+def pid_file(run: Path, service: str, replica: int) -> Path:
+    """The first replica keeps the plain name (what make stop, the tests and chaos look for)."""
+    return run / (f"{service}.pid" if replica == 0 else f"{service}.{replica}.pid")
 
 
 def alive(pid: int) -> bool:
@@ -150,12 +181,12 @@ def token_for(claims: Claims, secret: str | None = None, ttl_s: int = 6 * 3600) 
     return {"Authorization": f"Bearer {create_access_token(claims, secret or jwt_secret(), ttl_s)}"}
 
 
-def service_env(args: argparse.Namespace, service: str) -> dict[str, str]:
+def service_env(args: argparse.Namespace, service: str, replica: int = 0) -> dict[str, str]:
     info = SERVICES[service]
-    prefix, port, database = info.env_prefix, info.port, info.database
+    prefix, database = info.env_prefix, info.database
     env = dict(os.environ)
     env["JWT_SECRET"] = jwt_secret()
-    env[f"{prefix}_PORT"] = str(port + args.port_offset)
+    env[f"{prefix}_PORT"] = str(replica_port(args, service, replica))
     if database:
         # Each service connects as its own role, owner of its database alone; the migrations
         # (run as the local superuser) create the role and hand it the database.
@@ -183,34 +214,40 @@ def start(args: argparse.Namespace) -> None:
     (run / "logs").mkdir(parents=True, exist_ok=True)
     started = []
     for service in SERVICES:
-        pid_file = run / f"{service}.pid"
-        if running_pid(pid_file):  # already up: migrated and set up when it was started
-            continue
         env = service_env(args, service)
-        if SERVICES[service].database:
-            subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
-        for command in SETUP.get(service, []):
-            subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
-        _ensure_free(SERVICES[service].port + args.port_offset, service)
-        log = run / "logs" / f"{service}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [PYTHON, "-m", service],
-                env=env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        pid_file.write_text(str(process.pid))
-        started.append((service, log))
+        if not running_pid(pid_file(run, service, 0)):
+            # Migrations and setup once, before the first replica starts.
+            if SERVICES[service].database:
+                subprocess.run([PYTHON, "-m", service, "migrate"], env=env, cwd=ROOT, check=True)
+            for command in SETUP.get(service, []):
+                subprocess.run([PYTHON, "-m", service, command], env=env, cwd=ROOT, check=True)
+        for replica in range(args.replicas[service]):
+            if running_pid(pid_file(run, service, replica)):  # already up
+                continue
+            _ensure_free(replica_port(args, service, replica), service)
+            log = run / "logs" / f"{service}.log"
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [PYTHON, "-m", service],
+                    env=service_env(args, service, replica),
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            pid_file(run, service, replica).write_text(str(process.pid))
+            started.append((service if replica == 0 else f"{service}#{replica + 1}", log))
     for service in SERVICES:
-        port = SERVICES[service].port + args.port_offset
-        _wait(f"http://127.0.0.1:{port}/ready", 60, service, run / "logs" / f"{service}.log")
+        for replica in range(args.replicas[service]):
+            port = replica_port(args, service, replica)
+            _wait(f"http://127.0.0.1:{port}/ready", 60, service, run / "logs" / f"{service}.log")
 
     upstreams = {
-        service: [f"127.0.0.1:{SERVICES[service].port + args.port_offset}"] for service in SERVICES
+        service: [
+            f"127.0.0.1:{replica_port(args, service, n)}" for n in range(args.replicas[service])
+        ]
+        for service in SERVICES
     }
     conf = render(
         run / "nginx",
@@ -242,28 +279,34 @@ def stop(args: argparse.Namespace) -> None:
         os.kill(pid, signal.SIGQUIT)
     pids = {}
     for service in SERVICES:
-        pid = running_pid(run / f"{service}.pid")
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            pids[service] = pid
+        for replica in range(MAX_REPLICAS):  # whatever ran, however many replicas it had
+            pid = running_pid(pid_file(run, service, replica))
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                pids[pid_file(run, service, replica)] = pid
     deadline = time.monotonic() + 15
-    for service, pid in pids.items():
-        while time.monotonic() < deadline and running_pid(run / f"{service}.pid"):
+    for path, pid in pids.items():
+        while time.monotonic() < deadline and running_pid(path):
             time.sleep(0.1)
-        if running_pid(run / f"{service}.pid"):
+        if running_pid(path):
             os.kill(pid, signal.SIGKILL)
-        (run / f"{service}.pid").unlink(missing_ok=True)
-    print(f"[{args.name}] stopped: {', '.join(pids) or 'nothing was running'}")
+        path.unlink(missing_ok=True)
+    names = sorted({path.name.split(".")[0] for path in pids})
+    print(f"[{args.name}] stopped: {', '.join(names) or 'nothing was running'}")
 
 
 def status(args: argparse.Namespace) -> None:
     run = ROOT / ".run" / args.name
-    for service, info in SERVICES.items():
-        port = info.port
-        pid = running_pid(run / f"{service}.pid")
-        ready = _get(f"http://127.0.0.1:{port + args.port_offset}/ready")
-        state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"
-        print(f"{service:22} :{port + args.port_offset}  {state}")
+    for service in SERVICES:
+        for replica in range(MAX_REPLICAS):
+            pid = running_pid(pid_file(run, service, replica))
+            if replica and not pid:
+                continue
+            port = replica_port(args, service, replica)
+            ready = _get(f"http://127.0.0.1:{port}/ready")
+            state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"
+            name = service if replica == 0 else f"{service}#{replica + 1}"
+            print(f"{name:22} :{port}  {state}")
     gateway = _get(f"http://127.0.0.1:{args.gateway_port}/health")
     print(f"{'gateway (nginx)':22} :{args.gateway_port}  /health {gateway or 'no answer'}")
 
@@ -278,6 +321,13 @@ def main() -> None:
     parser.add_argument("--port-offset", type=int, default=0)
     parser.add_argument("--db-suffix", default="")
     parser.add_argument("--amqp-url", default=None)
+    parser.add_argument(
+        "--replicas",
+        type=replica_counts,
+        default=replica_counts(os.environ.get("STACK_REPLICAS", "1")),
+        help='processes per service: "2", or "order_service=3,payment_service=2" '
+        "(default: STACK_REPLICAS, else 1)",
+    )
     args = parser.parse_args()
     {"start": start, "stop": stop, "status": status}[args.command](args)
 

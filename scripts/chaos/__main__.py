@@ -16,6 +16,7 @@ stopped for 10 s; a poison message. It prints a line per scenario and a table, a
 docs/reliability.md. The stack is stopped at the end, also on failure.
 
     .venv/bin/python -m scripts.chaos [--workers 10] [--only dup,kill-order,...] [--local-only]
+        [--replicas 2]
 
 Careful: broker-restart, postgres-restart and redis-down stop infrastructure that every stack
 on this machine shares (a running dev or test stack reconnects; Redis has no persistence
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from scripts.chaos.infra import (
     REDIS_URL,
     RUN,
+    STACK_ENV,
     drop_databases,
     log,
     prepare_broker,
@@ -65,7 +67,16 @@ def main() -> int:
         action="store_true",
         help="skip the scenarios that stop shared infrastructure",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        choices=range(1, 10),
+        metavar="N",
+        help="processes of every service (writes docs/reliability-replicas.md)",
+    )
     args = parser.parse_args()
+    STACK_ENV["STACK_REPLICAS"] = str(args.replicas)
     if args.only:
         unknown = set(args.only) - {key for key, _, _ in SCENARIOS}
         if unknown:
@@ -92,7 +103,7 @@ def main() -> int:
     total = time.monotonic() - started
     print()
     print(table(results))
-    write_report(results, command, total, args.workers)
+    write_report(results, command, total, args.workers, args.replicas)
     violations = sum(len(r.violations) for r in results)
     log(f"done in {total:.0f} s: {violations} violation(s); docs/reliability.md written")
     return 1 if violations else 0

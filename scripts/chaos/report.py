@@ -134,19 +134,32 @@ def summary_line(r: Result) -> str:
     )
 
 
-def write_report(results: list[Result], command: str, total_s: float, workers: int) -> None:
+def write_report(
+    results: list[Result], command: str, total_s: float, workers: int, replicas: int = 1
+) -> None:
+    """docs/reliability.md; with replicas, docs/reliability-replicas.md."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     violations = sum(len(r.violations) for r in results)
+    several = f" with {replicas} replicas of every service" if replicas > 1 else ""
     out = [
-        "# Reliability",
+        f"# Reliability{several}",
         "",
-        "What `make chaos` (`scripts/chaos/`) shows: the order saga under faults, with its "
+        f"What `make chaos{f' REPLICAS={replicas}' if replicas > 1 else ''}` (`scripts/chaos/`) "
+        "shows: the order saga under faults, with its "
         "invariants checked after each one. It runs a stack of its own (gateway :28080, "
         "databases `*_chaos`, vhost `ecommerce_chaos`, Redis db 13) with "
-        "`ORDER_SAGA_DEADLINE_S=120` and `MAX_DELIVERY_ATTEMPTS=8`. Each scenario runs under a "
+        "`ORDER_SAGA_DEADLINE_S=120` and `MAX_DELIVERY_ATTEMPTS=8`"
+        + (
+            f", {replicas} processes of every service (competing consumers on each queue, "
+            "relays sharing each outbox with SKIP LOCKED, the gateway spreading requests; a "
+            "kill -9 kills the first). "
+            if replicas > 1
+            else ". "
+        )
+        + "Each scenario runs under a "
         f"steady load of {workers} customers, each filling a cart and placing an order with an "
         "`Idempotency-Key` (sent again, with the same key, on a 5xx or a broken connection; 1 in "
         "10 sent twice on purpose), 15% of them with `pm_card_chargeDeclined`, a third racing for "
@@ -183,7 +196,7 @@ def write_report(results: list[Result], command: str, total_s: float, workers: i
         for signature, finding in FINDINGS.items():
             if r.violations and any(signature in note for note in r.notes):
                 out.append(f"- Why: {finding}")
-    doc = ROOT / "docs" / "reliability.md"
+    doc = ROOT / "docs" / ("reliability-replicas.md" if replicas > 1 else "reliability.md")
     # What the runs found is written by hand, under its own heading: kept from run to run.
     found = doc.read_text().partition(FOUND_HEADING)[2] if doc.exists() else ""
     text = "\n".join(out) + "\n"

@@ -105,7 +105,8 @@ def main() -> int:
     print(table(results))
     write_report(results, command, total, args.workers, args.replicas)
     violations = sum(len(r.violations) for r in results)
-    log(f"done in {total:.0f} s: {violations} violation(s); docs/reliability.md written")
+    report = "docs/reliability-replicas.md" if args.replicas > 1 else "docs/reliability.md"
+    log(f"done in {total:.0f} s: {violations} violation(s); {report} written")
     return 1 if violations else 0
 
 

@@ -1,0 +1,77 @@
+"""The CI workflow (.github/workflows/ci.yml), checked for what GitHub would refuse or do wrong:
+every job it needs exists, every output it reads is declared, every action is pinned to a
+release, the test job runs the README's test command and only main deploys, through the
+smoke test that exists here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+
+
+def workflow() -> dict[str, Any]:
+    loaded = yaml.safe_load(WORKFLOW.read_text())
+    # YAML 1.1 reads the key "on" as True.
+    loaded["on"] = loaded.pop(True, loaded.get("on"))
+    return dict(loaded)
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job["steps"])
+
+
+def test_the_jobs_run_in_order_and_read_only_what_they_declare():
+    jobs = workflow()["jobs"]
+    assert list(jobs) == ["test", "image", "staging"]
+    for name, job in jobs.items():
+        needs = job.get("needs", [])
+        for needed in [needs] if isinstance(needs, str) else needs:
+            assert needed in jobs and list(jobs).index(needed) < list(jobs).index(name)
+        assert job["runs-on"].startswith("ubuntu-") and job["timeout-minutes"] <= 60
+        text = yaml.safe_dump(job)
+        for job_name, output in re.findall(r"needs\.([\w-]+)\.outputs\.([\w-]+)", text):
+            assert output in jobs[job_name].get("outputs", {}), (name, output)
+        ids = {step.get("id") for step in steps(job)}
+        for step_id in re.findall(r"steps\.([\w-]+)\.outputs", text):
+            assert step_id in ids, (name, step_id)
+
+
+def test_every_action_is_a_pinned_release():
+    for job in workflow()["jobs"].values():
+        for step in steps(job):
+            assert ("uses" in step) != ("run" in step), step
+            if "uses" in step:
+                assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", step["uses"]), step["uses"]
+
+
+def test_every_change_is_tested_and_only_main_deploys_after_a_smoke_test():
+    flow = workflow()
+    assert flow["on"]["push"]["branches"] == ["main"] and "pull_request" in flow["on"]
+    assert flow["permissions"] == {"contents": "read"}
+    jobs = flow["jobs"]
+    assert [s.get("run") for s in steps(jobs["test"])][-1] == "bash .ci/run"
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert jobs["image"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert jobs["image"]["permissions"]["packages"] == "write"
+    assert jobs["staging"]["environment"]["name"] == "staging"
+    deploy, smoke = steps(jobs["staging"])[-2:]
+    # The image placeholder the deploy replaces is the one the manifests use.
+    [placeholder] = re.findall(r"s#([^#]+)#", deploy["run"])
+    assert all(
+        placeholder in path.read_text()
+        for path in (ROOT / "k8s").glob("*.yaml")
+        if "image: ghcr.io" in path.read_text()
+    )
+    for deployment in re.findall(r"for deployment in ([^;]+);", deploy["run"])[0].split():
+        assert any(
+            f"kind: Deployment\nmetadata:\n  name: {deployment}\n" in p.read_text()
+            for p in (ROOT / "k8s").glob("*.yaml")
+        ), deployment
+    script = smoke["run"].split()[1]
+    assert script == "scripts/smoke.py" and (ROOT / script).is_file()

@@ -26,10 +26,12 @@ def cpu_seconds() -> dict[str, float]:
     PostgreSQL, RabbitMQ and Redis (processes that exited meanwhile are not counted)."""
     services = {}
     for service in SERVICES:
-        try:
-            services[int((ROOT / ".run" / "dev" / f"{service}.pid").read_text())] = service
-        except (OSError, ValueError):
-            continue
+        # Every replica's (make dev REPLICAS=n): <service>.pid, <service>.1.pid, ...
+        for pid_file in (ROOT / ".run" / "dev").glob(f"{service}*.pid"):
+            try:
+                services[int(pid_file.read_text())] = service
+            except (OSError, ValueError):
+                continue
     groups = {"postgres": "postgresql", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq"}
     groups |= {"inet_gethost": "rabbitmq", "epmd": "rabbitmq", "nginx": "nginx"}
     groups |= {"redis-server": "redis"}

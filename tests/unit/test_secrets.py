@@ -24,9 +24,11 @@ CREDENTIAL = re.compile(
 # A secret-looking name given a literal value in a deployment or settings file.
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASS|TOKEN|_KEY|_SID|_AUTH)$", re.IGNORECASE)
 ASSIGNMENT = re.compile(r"^\s*-?\s*([A-Za-z_][A-Za-z0-9_.]*)\s*[:=]\s*(.*?)\s*$")
-# Values that are not a credential: empty, a reference to one, or a name of one.
+# Values that are not a credential: empty, a name of one, or a reference to where it lives (the
+# environment, make, GitHub Actions' secrets).
 NOT_A_VALUE = re.compile(
-    r'^(true|false|\d+|""|\'\'|\$\{[A-Z_]+(:?[-?][^}]*)?\}|\$\([A-Z_]+\)|[A-Z_]+|)$'
+    r'^(true|false|\d+|""|\'\'|\$\{[A-Z_]+(:?[-?][^}]*)?\}|\$\([A-Z_]+\)|[A-Z_]+|'
+    r"\$\{\{ secrets\.[A-Za-z_][A-Za-z0-9_]* \}\}|)$"
 )
 
 

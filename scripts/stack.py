@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from nginx.render import render  # noqa: E402
 from scripts.local_secrets import ENV_FILE, read_env_file  # noqa: E402
 from shared_runtime.auth import Claims, create_access_token  # noqa: E402
-from shared_runtime.registry import SERVICES  # noqa: E402
+from shared_runtime.registry import DATABASES, SERVICES  # noqa: E402
 
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
@@ -174,6 +174,34 @@ async def insert_accounts(
     finally:
         await conn.close()
     return claims
+
+
+async def drop_databases(
+    db_suffix: str, admin_dsn: str = "postgresql://postgres@127.0.0.1:5432"
+) -> None:
+    """Drop every service database of a stack (its ``--db-suffix``), connections and all."""
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{admin_dsn}/postgres")
+    try:
+        for name in DATABASES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}{db_suffix}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def fresh_vhost(vhost: str) -> None:
+    """A clean RabbitMQ vhost for a stack: no queue or parked message of an earlier run."""
+
+    def rabbitmqctl(*args: str) -> str:
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+        done.check_returncode()
+        return done.stdout
+
+    if vhost in rabbitmqctl("list_vhosts", "name").split():
+        rabbitmqctl("delete_vhost", vhost)
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
 
 
 def token_for(claims: Claims, secret: str | None = None, ttl_s: int = 6 * 3600) -> dict[str, str]:

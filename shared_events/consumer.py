@@ -31,7 +31,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared_core.context import drop_after_commit, run_after_commit
+from shared_core.context import run_after_commit
 from shared_events.bus import EventBus
 from shared_events.events import Event
 from shared_events.store import inbox
@@ -148,6 +148,9 @@ class EventConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._batcher
             self._batcher = None
+        # Deliveries still waiting end unacked: the broker gives them out again.
+        while not self._pending.empty():
+            self._pending.get_nowait().done.cancel()
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         headers = dict(message.headers or {})
@@ -241,7 +244,12 @@ class EventConsumer:
                 except TimeoutError:
                     break
             BATCH_SIZE.labels(self.service).observe(len(batch))
-            await self._handle_batch(batch)
+            try:
+                await self._handle_batch(batch)
+            finally:
+                for item in batch:  # stopped mid-batch: unacked, given out again
+                    if not item.done.done():
+                        item.done.cancel()
 
     async def _handle_batch(self, batch: list[_Item]) -> None:
         try:
@@ -308,7 +316,6 @@ class EventConsumer:
             return True
         except Exception as exc:
             # Its effects are gone with the savepoint; so go its inbox row and its hooks.
-            drop_after_commit(session)
             session.info["after_commit"] = hooks
             await session.execute(delete(inbox).where(inbox.c.event_id == item.event.id))
             return exc

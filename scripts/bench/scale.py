@@ -42,13 +42,13 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect  #
 
 from product_service.domain import search_query  # noqa: E402
 from product_service.service import search_statements  # noqa: E402
-from scripts.bench_import import record  # noqa: E402
-from scripts.stack import admin_token  # noqa: E402
-from shared_runtime.registry import DATABASES  # noqa: E402
+from scripts.bench_import import record, timed_import  # noqa: E402
+from scripts.stack import admin_token, drop_databases, fresh_vhost  # noqa: E402
 
 NAME, GATEWAY_PORT, PORT_OFFSET, DB_SUFFIX = "scale", 38080, 30000, "_scale"
 VHOST = "ecommerce_scale"
-API = f"http://127.0.0.1:{GATEWAY_PORT}/api/v1"
+GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
+API = f"{GATEWAY}/api/v1"
 PG = "postgresql://postgres@127.0.0.1:5432"
 STACK = [
     sys.executable, str(ROOT / "scripts" / "stack.py"), "--name", NAME,
@@ -131,25 +131,10 @@ def stack(command: str) -> None:
     subprocess.run([*STACK[:2], command, *STACK[2:]], check=True, env=env | STACK_ENV)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
-
-
-async def drop_databases() -> None:
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        for name in DATABASES:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}{DB_SUFFIX}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def fresh_stack() -> None:
     stack("stop")
-    asyncio.run(drop_databases())
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    asyncio.run(drop_databases(DB_SUFFIX))
+    fresh_vhost(VHOST)
     stack("start")
 
 
@@ -259,16 +244,7 @@ def main() -> int:
     try:
         token = admin_token(API, "scale-admin@example.com", "scale-admin-password", _users_env())
         body = product_rows(args.products, "S")
-        started = time.perf_counter()
-        imported = httpx.post(
-            f"{API}/products/import",
-            content=body,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
-            timeout=1800,
-        )
-        import_s = time.perf_counter() - started
-        imported.raise_for_status()
-        result = imported.json()
+        import_s, result = timed_import(GATEWAY, token, body)
         assert result["created"] == args.products, result
         print(f"imported {args.products:,} products in {import_s:.1f} s", flush=True)
         asyncio.run(_analyze())
@@ -305,7 +281,7 @@ def main() -> int:
     finally:
         if not args.keep:
             stack("stop")
-            asyncio.run(drop_databases())
+            asyncio.run(drop_databases(DB_SUFFIX))
     lines = [
         f"Machine: {os.cpu_count()} cores; command: `make bench-scale` "
         f"(`scripts/bench/scale.py --products {args.products} --requests {args.requests}`), "

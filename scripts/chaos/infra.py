@@ -18,7 +18,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from shared_runtime.registry import DATABASES, SERVICES
+from scripts.stack import drop_databases as drop_stack_databases
+from scripts.stack import fresh_vhost
+from shared_runtime.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,19 +105,11 @@ def stack(command: str) -> None:
 
 def prepare_broker() -> None:
     """A clean vhost of our own: no parked messages or queues left by an earlier run."""
-    if VHOST in rabbitmqctl("list_vhosts", "name").split():
-        rabbitmqctl("delete_vhost", VHOST)
-    rabbitmqctl("add_vhost", VHOST)
-    rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    fresh_vhost(VHOST)
 
 
 async def drop_databases() -> None:
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        for name in DATABASES:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}{DB_SUFFIX}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await drop_stack_databases(DB_SUFFIX, PG)
 
 
 def service_port(service: str) -> int:

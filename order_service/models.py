@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -113,3 +113,9 @@ class TimelineEntry(Base):
     at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.clock_timestamp(), nullable=False
     )
+
+
+# The same tables for SQLAlchemy Core: the saga's writes (order_service.saga) go without the ORM.
+ORDERS = cast(sa.Table, Order.__table__)
+LINES = cast(sa.Table, OrderLine.__table__)
+TIMELINE = cast(sa.Table, TimelineEntry.__table__)

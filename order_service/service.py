@@ -1,7 +1,8 @@
-"""The order saga's use cases: place an order, then drive it through the saga (load it, let
-``domain.decide`` say what happens, store the new state and emit the events), one transaction
-each. With ``domain.py`` it is the whole saga: its first step (pricing from the cart,
-OrderCreated) is here too, and handlers, routes and the deadline sweeper only call in."""
+"""The order saga's use cases: place an order, then drive it through the saga (each step
+through ``saga.advance``: lock the order, let ``domain.decide`` say what happens, store the
+new state and emit the events), one transaction each. With ``domain.py`` and ``saga.py`` it
+is the whole saga: its first step (pricing from the cart, OrderCreated) is here too, and
+handlers, routes and the deadline sweeper only call in."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -18,8 +18,6 @@ from sqlalchemy.orm import selectinload
 from order_service.domain import (
     AccountErased,
     AdminShipped,
-    Cancel,
-    Confirm,
     CustomerCancelled,
     Input,
     NotTheCustomer,
@@ -27,24 +25,19 @@ from order_service.domain import (
     PaymentWasAuthorised,
     PaymentWasDeclined,
     PricingUnavailable,
-    Ship,
     Status,
     StockWasReserved,
     StockWasShort,
     check_same_request,
-    decide,
     key_expired,
     out_of_stock_reason,
     payment_declined_reason,
     price,
 )
-from order_service.models import Order, OrderLine, TimelineEntry
-from shared_core.context import after_commit
+from order_service.models import LINES, ORDERS, TIMELINE, Order, OrderLine, TimelineEntry
+from order_service.saga import advance, lock_order
 from shared_events.events import (
-    OrderCancelled,
-    OrderConfirmed,
     OrderCreated,
-    OrderShipped,
     PaymentProcessed,
     StockReservationFailed,
     StockReserved,
@@ -60,95 +53,6 @@ from shared_events.store import (
 )
 from shared_runtime.auth import Claims
 from shared_runtime.peers import PeerClient, PeerUnavailable
-
-SAGA_OUTCOMES = Counter(
-    "saga_outcomes_total", "Orders reaching an outcome, by outcome.", ["outcome"]
-)
-SAGA_DURATION = Histogram(
-    "saga_duration_seconds",
-    "From the order's creation to its outcome.",
-    ["outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800, 3600),
-)
-
-
-def _count_outcome(session: AsyncSession, order: Order, outcome: str) -> None:
-    """Counted once the transaction commits: a rolled-back decision never happened."""
-    created = order.created_at
-
-    async def count() -> None:
-        SAGA_OUTCOMES.labels(outcome).inc()
-        if created is not None:
-            SAGA_DURATION.labels(outcome).observe((datetime.now(UTC) - created).total_seconds())
-
-    after_commit(session, count)
-
-
-def record(
-    session: AsyncSession,
-    order: Order,
-    event: str,
-    direction: str,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.add(TimelineEntry(order_id=order.id, event=event, direction=direction, details=details))
-
-
-async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, with_lines: bool = False
-) -> Order | None:
-    """The order, locked until the transaction ends: its inputs are applied one at a time.
-
-    Its lines are loaded only when asked for: most inputs never read them."""
-    query = (
-        sa.select(Order)
-        .where(Order.id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if with_lines:
-        query = query.options(selectinload(Order.lines))
-    result = await session.execute(query)
-    return result.scalar_one_or_none()
-
-
-async def advance(session: AsyncSession, order: Order, saga_input: Input) -> None:
-    """Apply one input to a locked order and emit what the saga decides.
-
-    Raises TransitionRefused for a command the order's state does not allow."""
-    saga, outputs = decide(order.saga(), saga_input)
-    order.set_saga(saga)
-    for output in outputs:
-        if isinstance(output, Confirm):
-            event: Any = OrderConfirmed(
-                order_id=order.id, user_id=order.user_id, user_email=order.user_email
-            )
-        elif isinstance(output, Cancel):
-            event = OrderCancelled(
-                order_id=order.id,
-                user_id=order.user_id,
-                user_email=order.user_email,
-                reason=output.reason,
-            )
-        elif isinstance(output, Ship):
-            order.tracking_number = output.tracking_number
-            event = OrderShipped(
-                order_id=order.id,
-                tracking_number=output.tracking_number,
-                user_id=order.user_id,
-                user_email=order.user_email,
-            )
-        await add_event(session, event, correlation_id=order.id)
-        _count_outcome(
-            session,
-            order,
-            {Confirm: "confirmed", Cancel: "cancelled", Ship: "shipped"}[type(output)],
-        )
-        details = {"reason": output.reason} if isinstance(output, Cancel) else None
-        if isinstance(output, Ship):
-            details = {"trackingNumber": output.tracking_number}
-        record(session, order, event.event_type(), "emitted", details)
-
 
 # --- the first step: an order from the cart ------------------------------------------------
 
@@ -223,32 +127,27 @@ async def place_order(
         raise AccountErased("This account no longer exists.")
 
     priced = price(await _cart(peers, authorization))
-    order = Order(
-        id=uuid.uuid4(),
-        user_id=user.user_id,
-        user_email=user.email,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        total_amount=priced.total,
-        currency=priced.currency,
-        shipping_address=shipping_address,
-        payment_method_id=payment_method_id,
-        deadline_at=datetime.now(UTC) + timedelta(seconds=deadline_s),
-        lines=[
-            OrderLine(
-                position=n,
-                product_id=line.product_id,
-                name=line.name,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-            )
-            for n, line in enumerate(priced.lines)
-        ],
-        timeline=[],
-    )
-    session.add(order)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "user_id": user.user_id,
+        "user_email": user.email,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+        "status": Status.PENDING,
+        "stock_status": "pending",
+        "payment_status": "pending",
+        "total_amount": priced.total,
+        "currency": priced.currency,
+        "shipping_address": shipping_address,
+        "payment_method_id": payment_method_id,
+        "deadline_at": datetime.now(UTC) + timedelta(seconds=deadline_s),
+    }
     try:
-        await session.flush()
+        created_at, updated_at = (
+            await session.execute(
+                ORDERS.insert().values(values).returning(ORDERS.c.created_at, ORDERS.c.updated_at)
+            )
+        ).one()
     except IntegrityError:
         # The same key raced in from a second request: answer the order that won.
         await session.rollback()
@@ -257,8 +156,20 @@ async def place_order(
             raise
         check_same_request(winner.id, winner.request_fingerprint, fingerprint)
         return winner
+    lines = [
+        {
+            "order_id": values["id"],
+            "position": n,
+            "product_id": line.product_id,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+        }
+        for n, line in enumerate(priced.lines)
+    ]
+    await session.execute(LINES.insert(), lines)
     event = OrderCreated(
-        order_id=order.id,
+        order_id=values["id"],
         user_id=user.user_id,
         total_amount=priced.total,
         currency=priced.currency,
@@ -274,10 +185,22 @@ async def place_order(
         ],
         payment_method_id=payment_method_id,
     )
-    await add_event(session, event, correlation_id=order.id)
-    record(session, order, "OrderCreated", "emitted", {"totalAmount": str(priced.total)})
-    await session.flush()
-    return await reloaded(session, order.id)
+    await add_event(session, event, correlation_id=values["id"])
+    step = {
+        "order_id": values["id"],
+        "event": "OrderCreated",
+        "direction": "emitted",
+        "details": {"totalAmount": str(priced.total)},
+    }
+    at = await session.scalar(TIMELINE.insert().values(step).returning(TIMELINE.c.at))
+    # The answer, from what was written: no second read of the order.
+    return Order(
+        **values,
+        created_at=created_at,
+        updated_at=updated_at,
+        lines=[OrderLine(**line) for line in lines],
+        timeline=[TimelineEntry(**step, at=at)],
+    )
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -318,10 +241,8 @@ async def _command(
 ) -> Order:
     order = await lock_order(session, order_id)
     assert order is not None
-    record(session, order, name, "command")
-    # TransitionRefused rolls the transaction back, its timeline entry included.
-    await advance(session, order, command)
-    await session.flush()
+    # TransitionRefused rolls the transaction back.
+    await advance(session, order, command, (name, "command", None))
     return await reloaded(session, order_id)
 
 
@@ -351,8 +272,7 @@ async def _apply(
     order = await lock_order(session, event.order_id)
     if order is None:
         raise UnknownOrder(f"order {event.order_id} not found")
-    record(session, order, event.event_type(), "received", details)
-    await advance(session, order, saga_input)
+    await advance(session, order, saga_input, (event.event_type(), "received", details))
 
 
 async def stock_reserved(session: AsyncSession, event: StockReserved) -> None:
@@ -360,8 +280,15 @@ async def stock_reserved(session: AsyncSession, event: StockReserved) -> None:
 
 
 async def stock_short(session: AsyncSession, event: StockReservationFailed) -> None:
-    order = await lock_order(session, event.order_id, with_lines=True)
-    names = {line.product_id: line.name for line in order.lines} if order else {}
+    names = dict(
+        (
+            await session.execute(
+                sa.select(LINES.c.product_id, LINES.c.name).where(
+                    LINES.c.order_id == event.order_id
+                )
+            )
+        ).all()
+    )
     short = [
         (names.get(item.product_id, str(item.product_id)), item.quantity, item.available)
         for item in event.items

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.domain import DeadlinePassed, Status
 from order_service.models import Order
-from order_service.service import advance, record
+from order_service.saga import advance, lock_overdue
 from shared_core.background import BackgroundTask
 
 log = structlog.get_logger(__name__)
@@ -34,18 +34,9 @@ SERVICE = "order_service"
 async def cancel_overdue(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """Cancel one batch of overdue orders; SKIP LOCKED lets replicas share the work."""
     async with sessionmaker() as session, session.begin():
-        overdue = (
-            await session.scalars(
-                sa.select(Order)
-                .where(Order.status == Status.PENDING, Order.deadline_at < sa.func.now())
-                .order_by(Order.deadline_at)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        overdue = await lock_overdue(session, BATCH)
         for order in overdue:
-            record(session, order, "DeadlinePassed", "received")
-            await advance(session, order, DeadlinePassed())
+            await advance(session, order, DeadlinePassed(), ("DeadlinePassed", "received", None))
     if overdue:
         log.warning("orders_cancelled_at_deadline", count=len(overdue))
     return len(overdue)

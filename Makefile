@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STACK := $(PY) scripts/stack.py
 
-.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin secrets bench-import bench-scale verify backup-db restore-db fuzz bench chaos
+.PHONY: help dev stop status logs test test-fast lint format dlq-list dlq-replay create-admin secrets bench-import bench-scale verify backup-db restore-db backup-info export-db import-db drill fuzz bench chaos
 
 help:
 	@echo "make dev      install what is missing, start everything, gateway on http://localhost:8080"
@@ -15,8 +15,13 @@ help:
 	@echo "make dlq-replay SERVICE=notification_service  put them back on its queue"
 	@echo "make create-admin EMAIL=... PASSWORD=...      an administrator account"
 	@echo "make secrets  random values for every secret docker-compose.yml needs, into .env"
-	@echo "make backup-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
-	@echo "make restore-db BACKUP=backups/<time> [FORCE=1]   restore them"
+	@echo "make backup-db [TYPE=full]  a pgBackRest backup now (WAL is archived continuously)"
+	@echo "make restore-db FORCE=1 [TIME='2026-12-03 14:05:00+00'] [REPO=2]"
+	@echo "              every database back to the latest archived state, or to TIME"
+	@echo "make backup-info          the backups each repository holds"
+	@echo "make drill    restore the dev stack to an instant under load; RPO, RTO into docs/operations.md"
+	@echo "make export-db [KEEP=7]   pg_dump every service database into backups/<UTC time>/"
+	@echo "make import-db BACKUP=backups/<time> [FORCE=1]   load such an export"
 	@echo "make chaos    fault scenarios under order load, invariants checked; docs/reliability.md"
 	@echo "              [REPLICAS=2]  with two processes of every service; docs/reliability-replicas.md"
 	@echo "make fuzz     schemathesis against every service's OpenAPI, 300 cases per operation"
@@ -69,10 +74,27 @@ dlq-replay:
 	@$(PY) -m shared_events dlq replay $(SERVICE)
 
 backup-db:
-	@$(PY) scripts/backup.py backup $(if $(KEEP),--keep $(KEEP))
+	@bash scripts/bootstrap.sh
+	@$(PY) scripts/pitr.py backup $(if $(TYPE),--type $(TYPE))
 
 restore-db:
-	@test -n "$(BACKUP)" || (echo "usage: make restore-db BACKUP=backups/<timestamp> [FORCE=1]" >&2; exit 2)
+	@test -n "$(FORCE)" || { echo "make restore-db replaces every service database$(if $(TIME), with its state at $(TIME), with the latest archived state): run it with FORCE=1" >&2; exit 2; }
+	@$(STACK) stop --name dev
+	@$(PY) scripts/pitr.py restore --force $(if $(TIME),--time "$(TIME)") $(if $(REPO),--repo $(REPO))
+	@$(STACK) start --name dev --gateway-port 8080 $(if $(REPLICAS),--replicas $(REPLICAS))
+	@echo "the dev stack runs on the restored databases; check the saga with: make verify"
+
+backup-info:
+	@$(PY) scripts/pitr.py info
+
+drill:
+	@$(PY) scripts/drill.py
+
+export-db:
+	@$(PY) scripts/backup.py backup $(if $(KEEP),--keep $(KEEP))
+
+import-db:
+	@test -n "$(BACKUP)" || (echo "usage: make import-db BACKUP=backups/<timestamp> [FORCE=1]" >&2; exit 2)
 	@$(PY) scripts/backup.py restore "$(BACKUP)" $(if $(FORCE),--force)
 
 chaos:

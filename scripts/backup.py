@@ -1,4 +1,5 @@
-"""Back up and restore every service database (`make backup-db`, `make restore-db`).
+"""Export and import every service database as pg_dump files (`make export-db`,
+`make import-db`): for moving data; recovery is scripts/pitr.py.
 
     python scripts/backup.py backup  [--dir backups] [--keep 7]
     python scripts/backup.py restore backups/20261124T031500Z [--force]

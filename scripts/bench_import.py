@@ -62,9 +62,9 @@ def row(what: str, rows: int, body: bytes, seconds: float) -> str:
     return f"| {what} | {rows:,} | {size} | {seconds:.2f} | {rows / seconds:,.0f} |"
 
 
-def record(section: str, text: str) -> None:
-    """Replace (or add) one '## section' of docs/benchmarks.md."""
-    path = ROOT / "docs" / "benchmarks.md"
+def record(section: str, text: str, path: Path | None = None) -> None:
+    """Replace (or add) one '## section' of docs/benchmarks.md (or of ``path``)."""
+    path = path or ROOT / "docs" / "benchmarks.md"
     existing = path.read_text() if path.exists() else "# Benchmarks\n"
     head, marker, rest = existing.partition(f"\n## {section}\n")
     tail = rest[rest.find("\n## ") :] if marker and "\n## " in rest else ""

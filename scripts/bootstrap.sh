@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the project needs on a Debian/Ubuntu machine, idempotently:
-# PostgreSQL, Redis, RabbitMQ (with its management and Prometheus plugins), nginx and the Python
-# environment; with --tests also what only the tests use (Chromium, promtool, Prometheus).
+# PostgreSQL (and pgBackRest), Redis, RabbitMQ (with its management and Prometheus plugins),
+# nginx and the Python environment; with --tests also what only the tests use (Chromium, promtool, Prometheus).
 # Anything already installed or running is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ command -v psql >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null 2>&1 || m
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
 if [ "${1:-}" = "--tests" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

@@ -101,6 +101,22 @@ def catalog(duration: int, connections: int) -> dict[str, Any]:
     return stats
 
 
+async def checkout(
+    api: aiohttp.ClientSession, auth: dict[str, str], product_id: str
+) -> tuple[int, dict[str, Any]]:
+    """One customer: one of the product in the cart, then the order, paid with pm_card_visa;
+    the answer's status and body."""
+    line = {"productId": product_id, "quantity": 1}
+    async with api.post("cart/items", json=line, headers=auth) as added:
+        await added.read()
+    async with api.post(
+        "orders",
+        json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
+        headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
+    ) as placed:
+        return placed.status, await placed.json()
+
+
 async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict[str, Any]:
     """``concurrency`` customers at a time, as fast as they can (the most the system does), or,
     with ``rate``, a new customer every 1/rate s whatever the system does (open loop: the
@@ -131,16 +147,8 @@ async def saga(orders: int, concurrency: int, rate: float | None = None) -> dict
         accounts = [token_for(c, secret) for c in await insert_accounts(f"{PG}/users", orders)]
 
         async def customer(n: int) -> str:
-            auth = accounts[n]
-            line = {"productId": products[n % 10], "quantity": 1}
-            async with api.post("cart/items", json=line, headers=auth) as added:
-                await added.read()
-            async with api.post(
-                "orders",
-                json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
-                headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
-            ) as placed:
-                return str((await placed.json())["id"])
+            _, order = await checkout(api, accounts[n], products[n % 10])
+            return str(order["id"])
 
         semaphore = asyncio.Semaphore(concurrency)
 

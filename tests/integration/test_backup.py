@@ -1,4 +1,4 @@
-"""make backup-db / make restore-db round trip on real PostgreSQL databases."""
+"""make export-db / make import-db round trip on real PostgreSQL databases."""
 
 from __future__ import annotations
 

@@ -175,9 +175,43 @@ def archive_now(cluster: Cluster) -> None:
     pgbackrest(cluster, "check")
 
 
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def check_restorable(cluster: Cluster, target: str | None, repo: int | None) -> None:
+    """Before anything stops: a backup to restore from, and a target it can reach."""
+    try:
+        backups = [b for b in info(cluster) if repo is None or b["repo"] == repo]
+    except PitrError as exc:
+        raise PitrError(
+            f"no backup to restore from; take one with make backup-db ({exc})"
+        ) from None
+    if not backups:
+        where = f" in repo {repo}" if repo else ""
+        raise PitrError(f"no backup to restore from{where}; take one with make backup-db")
+    if not target:
+        return
+    try:
+        epoch = float(
+            psql(cluster, f"SELECT extract(epoch FROM {_sql_literal(target)}::timestamptz)")
+        )
+    except PitrError as exc:
+        if "invalid input syntax" in str(exc) or "out of range" in str(exc):
+            raise PitrError(
+                f"TIME {target!r} is not a time, e.g. '2026-12-03 14:05:00+00'"
+            ) from None
+        return  # the cluster is down: pgBackRest judges the target
+    oldest = min(int(str(b["stop"])) for b in backups)
+    if epoch <= oldest:
+        end = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(oldest))
+        raise PitrError(f"TIME {target} is before the oldest backup ended ({end} UTC)")
+
+
 def restore(cluster: Cluster, target: str | None = None, repo: int | None = None) -> float:
     """Bring the whole cluster back to ``target`` (a timestamp PostgreSQL understands) or to
     the latest archived state; the seconds it took, PostgreSQL accepting writes again."""
+    check_restorable(cluster, target, repo)
     started = time.monotonic()
     try:  # what the running cluster wrote last goes to the archive first: nothing lost
         archive_now(cluster)
@@ -192,7 +226,14 @@ def restore(cluster: Cluster, target: str | None = None, repo: int | None = None
         options.append(f"--repo={repo}")
     if target:
         options += ["--type=time", f"--target={target}", "--target-action=promote"]
-    pgbackrest(cluster, *options, "restore")
+    try:
+        pgbackrest(cluster, *options, "restore")
+    except PitrError:
+        try:  # pgBackRest refused before it wrote: the cluster is as it was
+            start(cluster)
+        except PitrError:
+            pass
+        raise
     start(cluster)
     deadline = time.monotonic() + 600
     while psql(cluster, "SELECT pg_is_in_recovery()") != "f":
@@ -206,7 +247,7 @@ def settle_events(cluster: Cluster, instant: str | None, window_s: float = REPLA
     """After a restore: drop what the broker still holds for the services, and publish again
     from every service's outbox what was written in the ``window_s`` before ``instant`` (or
     before now). Run with the services stopped (shared_events.recovery)."""
-    at = f"'{instant}'::timestamptz" if instant else "now()"
+    at = f"{_sql_literal(instant)}::timestamptz" if instant else "now()"
     epoch = psql(cluster, f"SELECT extract(epoch FROM {at} - make_interval(secs => {window_s}))")
     since = datetime.fromtimestamp(float(epoch), UTC)
     dropped, replayed = asyncio.run(

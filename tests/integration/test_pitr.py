@@ -216,3 +216,19 @@ def test_restore_refuses_without_force_and_changes_nothing(cluster):
     assert result.returncode == 2
     assert "FORCE=1" in result.stderr
     assert pitr.psql(cluster, "SELECT pg_postmaster_start_time()") == before  # not restarted
+
+
+def test_a_restore_it_cannot_do_refuses_before_it_stops_anything(cluster):
+    pitr.setup(cluster)
+    if not pitr.info(cluster):
+        pitr.backup(cluster, "full")
+    before = pitr.psql(cluster, "SELECT pg_postmaster_start_time()")
+    for target, said in [
+        ("2020-01-01 00:00:00+00", "before the oldest backup ended"),
+        ("not a time", "is not a time"),
+    ]:
+        with pytest.raises(pitr.PitrError, match=said):
+            pitr.restore(cluster, target=target)
+    with pytest.raises(pitr.PitrError, match="no backup to restore from in repo 3"):
+        pitr.check_restorable(cluster, None, 3)
+    assert pitr.psql(cluster, "SELECT pg_postmaster_start_time()") == before  # never stopped

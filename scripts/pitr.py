@@ -57,7 +57,10 @@ def _as_owner(cluster: Cluster, command: list[str]) -> list[str]:
 
 def _run(cluster: Cluster, command: list[str], owner: bool = True) -> str:
     full = _as_owner(cluster, command) if owner else command
-    result = subprocess.run(full, capture_output=True, text=True)
+    try:
+        result = subprocess.run(full, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PitrError(f"{full[0]} is not installed (scripts/bootstrap.sh installs it)") from None
     if result.returncode != 0:
         output = (result.stderr.strip() or result.stdout.strip())[-2000:]
         raise PitrError(f"{' '.join(command[:3])} failed: {output}")

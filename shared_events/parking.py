@@ -112,6 +112,7 @@ async def replay_parked(
             headers = dict(message.headers or {})
             headers[ATTEMPT_HEADER] = 1
             headers.pop(ERROR_HEADER, None)
+            headers.pop("x-delivery-count", None)  # the parked queue's count, not the copy's
             try:
                 await channel.default_exchange.publish(
                     event_message(

@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from shared_runtime.registry import SERVICES
 
@@ -57,7 +58,9 @@ def settle(deadline_s: float = 300) -> None:
     its confirmations, and the next run should not start on that backlog."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        queues = ["list_queues", "-p", "/", "name", "messages"]
+        amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        vhost = unquote(urlparse(amqp_url).path[1:]) or "/"
+        queues = ["list_queues", "-p", vhost, "name", "messages"]
         out = subprocess.run(
             ["rabbitmqctl", "-q", "--no-table-headers", *queues],
             capture_output=True, text=True, check=True,

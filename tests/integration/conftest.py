@@ -6,7 +6,8 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NamedTuple
 
 import aio_pika
 import pytest
@@ -16,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared_events import store
 from shared_events.bus import EventBus
-from shared_events.topology import parked_queue_name, retry_delays_ms, retry_queue_name
+from shared_events.topology import (
+    declare_exchange,
+    declare_service_queues,
+    parked_queue_name,
+    retry_delays_ms,
+    retry_queue_name,
+)
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.migrate import ensure_database
 from shared_runtime.registry import SERVICES
@@ -80,6 +87,34 @@ async def bus(names: dict[str, str]) -> AsyncIterator[EventBus]:
         for queue in queues:
             await channel.queue_delete(queue)
         await channel.exchange_delete(names["exchange"])
+
+
+class ServiceQueues(NamedTuple):
+    channel: aio_pika.abc.AbstractChannel
+    exchange: aio_pika.abc.AbstractExchange
+    declare: Callable[[], Awaitable[aio_pika.abc.AbstractQueue]]
+
+
+@pytest.fixture
+async def service_queues(bus: EventBus, names: dict[str, str]) -> AsyncIterator[ServiceQueues]:
+    """A channel and the test exchange; ``declare()`` declares the test service's queues as
+    its consumer does (5 attempts, 100 ms base delay), again each time it is called."""
+    channel = await bus.connection.channel()
+    exchange = await declare_exchange(channel, names["exchange"])
+
+    async def declare() -> aio_pika.abc.AbstractQueue:
+        return await declare_service_queues(
+            channel,
+            exchange=exchange,
+            service=names["service"],
+            routing_keys=["order.created"],
+            max_attempts=5,
+            base_delay_ms=100,
+        )
+
+    yield ServiceQueues(channel, exchange, declare)
+    if not channel.is_closed:
+        await channel.close()
 
 
 @pytest.fixture

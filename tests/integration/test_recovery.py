@@ -12,8 +12,6 @@ import sqlalchemy as sa
 from shared_events.recovery import purge_in_flight, replay_outbox
 from shared_events.store import outbox
 from shared_events.topology import (
-    declare_exchange,
-    declare_service_queues,
     parked_queue_name,
     retry_delays_ms,
     retry_queue_name,
@@ -21,18 +19,10 @@ from shared_events.topology import (
 from tests.support import AMQP_URL, PG
 
 
-async def test_the_queues_are_emptied_and_parked_messages_stay(bus, names):
+async def test_the_queues_are_emptied_and_parked_messages_stay(service_queues, names):
     service = names["service"]
-    channel = await bus.connection.channel()
-    exchange = await declare_exchange(channel, names["exchange"])
-    await declare_service_queues(
-        channel,
-        exchange=exchange,
-        service=service,
-        routing_keys=["order.created"],
-        max_attempts=5,
-        base_delay_ms=100,
-    )
+    channel = service_queues.channel
+    await service_queues.declare()
     retry = retry_queue_name(service, retry_delays_ms(5, 100)[-1])  # 800 ms: still there
     for queue, count in [(service, 3), (retry, 2), (parked_queue_name(service), 1)]:
         for n in range(count):
@@ -41,7 +31,6 @@ async def test_the_queues_are_emptied_and_parked_messages_stay(bus, names):
     dropped = await purge_in_flight(AMQP_URL, [service, "no_such_service"], base_delay_ms=100)
 
     assert dropped == 5
-    await channel.close()
     connection = await aio_pika.connect(AMQP_URL)  # not the bus's: a robust channel caches
     async with connection:
         counted = await connection.channel()

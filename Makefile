@@ -79,6 +79,7 @@ backup-db:
 
 restore-db:
 	@test -n "$(FORCE)" || { echo "make restore-db replaces every service database$(if $(TIME), with its state at $(TIME), with the latest archived state): run it with FORCE=1" >&2; exit 2; }
+	@$(PY) scripts/pitr.py check-restore $(if $(TIME),--time "$(TIME)") $(if $(REPO),--repo $(REPO))
 	@$(STACK) stop --name dev
 	@$(PY) scripts/pitr.py restore --force $(if $(TIME),--time "$(TIME)") $(if $(REPO),--repo $(REPO))
 	@$(STACK) start --name dev --gateway-port 8080 $(if $(REPLICAS),--replicas $(REPLICAS))

@@ -5,6 +5,7 @@
     python scripts/pitr.py backup [--type full|diff|incr]
     python scripts/pitr.py restore [--time '2026-12-03 14:05:00+00'] [--repo 2] --force
     python scripts/pitr.py info
+    python scripts/pitr.py check-restore [--time ...] [--repo 2]   # nothing changes
 
 Every WAL segment of the cluster that holds the service databases is archived as it fills,
 and at least every ``archive_timeout`` (60 s) on a quiet database, to every repository:
@@ -289,6 +290,9 @@ def main() -> int:
         help="leave the broker's queues and the outboxes as they are (no event settling)",
     )
     commands.add_parser("info")
+    check = commands.add_parser("check-restore", help="would a restore succeed? (nothing changes)")
+    check.add_argument("--time")
+    check.add_argument("--repo", type=int, choices=[1, 2])
     args = parser.parse_args()
     cluster = Cluster.from_env()
     try:
@@ -302,6 +306,8 @@ def main() -> int:
             backups = backup(cluster, args.type)
             print(f"backup done in {time.monotonic() - started:.1f} s")
             _print_backups(backups)
+        elif args.command == "check-restore":
+            check_restorable(cluster, args.time, args.repo)
         elif args.command == "info":
             _print_backups(info(cluster))
         else:

@@ -152,6 +152,13 @@ def cluster(s3: pitr.S3Repo) -> Iterator[pitr.Cluster]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def ensure_backup(cluster: pitr.Cluster) -> None:
+    """A test that runs alone needs the backup the first test takes."""
+    pitr.setup(cluster)
+    if not pitr.info(cluster):
+        pitr.backup(cluster, "full")
+
+
 def orders(cluster: pitr.Cluster) -> list[int]:
     ids = pitr.psql(cluster, "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders", "shop")
     return [int(i) for i in ids.split(",")] if ids else []
@@ -196,7 +203,8 @@ def test_restore_to_an_instant_brings_back_exactly_what_was_committed_by_then(cl
     assert orders(cluster) == [*range(1, 81), *range(200, 211)]
 
 
-def test_restore_refuses_without_force_and_changes_nothing(cluster):
+def run_pitr(cluster: pitr.Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    """scripts/pitr.py as `make` runs it, pointed at the test's cluster."""
     env = {
         **os.environ,
         "PITR_PGDATA": str(cluster.data),
@@ -205,23 +213,25 @@ def test_restore_refuses_without_force_and_changes_nothing(cluster):
         "PITR_HOME": str(cluster.home),
         "PITR_PG_CTL": " ".join(cluster.pg_ctl),
     }
+    command = [sys.executable, "scripts/pitr.py", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_restore_refuses_without_force_and_changes_nothing(cluster):
+    ensure_backup(cluster)
     before = pitr.psql(cluster, "SELECT pg_postmaster_start_time()")
-    result = subprocess.run(
-        [sys.executable, "scripts/pitr.py", "restore", "--time", "2020-01-01 00:00:00+00"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
+    result = run_pitr(cluster, "restore", "--time", "2020-01-01 00:00:00+00")
     assert result.returncode == 2
     assert "FORCE=1" in result.stderr
+    # What make restore-db asks before it stops the services.
+    checked = run_pitr(cluster, "check-restore", "--time", "not a time")
+    assert checked.returncode == 2
+    assert "is not a time" in checked.stderr
     assert pitr.psql(cluster, "SELECT pg_postmaster_start_time()") == before  # not restarted
 
 
 def test_a_restore_it_cannot_do_refuses_before_it_stops_anything(cluster):
-    pitr.setup(cluster)
-    if not pitr.info(cluster):
-        pitr.backup(cluster, "full")
+    ensure_backup(cluster)
     before = pitr.psql(cluster, "SELECT pg_postmaster_start_time()")
     for target, said in [
         ("2020-01-01 00:00:00+00", "before the oldest backup ended"),

@@ -1,5 +1,10 @@
 """The Kubernetes manifests in k8s/: valid for Kubernetes, consistent with each other and the code.
 
+k8s/ is a Kustomize base and two overlays; ``kustomize()`` composes them as ``kubectl apply -k``
+would (resources only: no patches are used), since no kustomize binary is installed here. The
+checks below run on the dev composition (base + overlays/dev) and, for what only production
+has (the operators' resources), on base + overlays/production.
+
 Schema validation uses kubernetes-validate (the Kubernetes JSON schemas, offline); the other
 checks need only PyYAML. The gateway's ConfigMap is nginx/render.py's output around
 nginx/routes.conf; after changing either, rewrite it with ``python -m tests.unit.test_k8s``.
@@ -24,7 +29,9 @@ from shared_runtime.registry import SERVICES as REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-GATEWAY_FILE = K8S / "50-gateway.yaml"
+BASE = K8S / "base"
+OVERLAYS = {name: K8S / "overlays" / name for name in ("dev", "production")}
+GATEWAY_FILE = BASE / "50-gateway.yaml"
 NAMESPACE = "ecommerce"
 IMAGE = "ghcr.io/example/ecommerce:latest"
 # The oldest Kubernetes the manifests are for (preStop `sleep` is on by default from 1.30)
@@ -94,16 +101,26 @@ GATEWAY_WORKERS = 2  # the gateway container's CPU limit
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_documents() -> list[tuple[str, Doc]]:
+def kustomize(directory: Path) -> list[tuple[str, Doc]]:
+    """The documents of a kustomization, in the order of its ``resources`` (a directory is
+    another kustomization, composed first where it is listed)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization", directory
+    assert set(kustomization) <= {"apiVersion", "kind", "resources"}, "resources only"
     docs = []
-    for path in sorted(K8S.glob("*.yaml")):
+    for resource in kustomization["resources"]:
+        path = (directory / resource).resolve()
+        if path.is_dir():
+            docs += kustomize(path)
+            continue
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
                 docs.append((path.name, doc))
     return docs
 
 
-DOCS = load_documents()
+DOCS = kustomize(OVERLAYS["dev"])
+PRODUCTION = kustomize(OVERLAYS["production"])
 
 
 def name_of(doc: Doc) -> str:
@@ -151,7 +168,8 @@ def secret_keys() -> set[str]:
     """The keys of ecommerce-secrets: made by the command in k8s/README.md (no Secret is
     committed), plus the optional provider keys an operator may add."""
     readme = (K8S / "README.md").read_text()
-    made = set(re.findall(r"--from-literal=([A-Z_]+)=", readme))
+    command = readme.partition("create secret generic ecommerce-secrets")[2].partition("```")[0]
+    made = set(re.findall(r"--from-literal=([A-Z_]+)=", command))
     assert made, "k8s/README.md shows no `kubectl create secret` command"
     return made | set().union(*PROVIDER_SECRETS.values())
 
@@ -244,7 +262,7 @@ def write_gateway_config() -> None:
     GATEWAY_FILE.write_text(f"{head}\ndata:\n{data}---\n{tail}")
 
 
-OBSERVABILITY_FILE = K8S / "70-observability.yaml"
+OBSERVABILITY_FILE = BASE / "70-observability.yaml"
 # ConfigMap -> key -> the file of observability/ it holds
 OBSERVABILITY_DATA = {
     "prometheus-rules": {"alerts.yml": ROOT / "observability" / "alerts.yml"},
@@ -275,8 +293,21 @@ def write_observability_config() -> None:
 # --- every document --------------------------------------------------------------------------
 
 
+def test_every_kustomization_lists_every_manifest_of_its_directory():
+    for directory in [BASE, *OVERLAYS.values()]:
+        listed = yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
+        files = {p.name for p in directory.glob("*.y*ml")} - {"kustomization.yaml"}
+        assert {r for r in listed if not r.startswith("..")} == files, directory
+        assert all((directory / r).exists() for r in listed), directory
+    assert not list(K8S.glob("*.y*ml")), "manifests belong in base/ or an overlay"
+
+
 def test_files_are_numbered_and_documents_well_formed():
-    names = [p.name for p in sorted(K8S.glob("*.y*ml"))]
+    names = [p.name for p in sorted(BASE.glob("*.y*ml"))] + [
+        p.name for p in sorted(OVERLAYS["dev"].glob("*.y*ml"))
+    ]
+    names.remove("kustomization.yaml")
+    names.remove("kustomization.yaml")
     assert names, "no manifests in k8s/"
     assert all(re.fullmatch(r"\d\d-[a-z0-9-]+\.yaml", n) for n in names), names
     assert DOCS[0][1]["kind"] == "Namespace" and DOCS[0][1]["metadata"]["name"] == NAMESPACE
@@ -782,7 +813,7 @@ def test_the_ingress_serves_https_to_the_gateway():
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
     assert annotations["nginx.ingress.kubernetes.io/ssl-protocols"] == "TLSv1.2 TLSv1.3"
-    assert "cert-manager.io/cluster-issuer" in (K8S / "55-ingress.yaml").read_text()
+    assert "cert-manager.io/cluster-issuer" in (BASE / "55-ingress.yaml").read_text()
     [rule] = ingress["spec"]["rules"]
     assert rule["host"] in tls["hosts"]
     [path] = rule["http"]["paths"]
@@ -840,3 +871,98 @@ if __name__ == "__main__":
     print(f"rewrote {GATEWAY_FILE.relative_to(ROOT)}")
     write_observability_config()
     print(f"rewrote {OBSERVABILITY_FILE.relative_to(ROOT)}")
+
+
+# --- the production overlay: the operators' clusters -------------------------------------------
+
+OPERATOR_KINDS = {
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+    ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
+    ("rabbitmq.com/v1beta1", "User"),
+    ("rabbitmq.com/v1beta1", "Permission"),
+}
+
+
+def production_of_kind(kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for _, d in PRODUCTION if d["kind"] == kind}
+
+
+def test_production_runs_the_stores_through_their_operators_not_statefulsets():
+    statefulsets = set(production_of_kind("StatefulSet"))
+    assert statefulsets == {"redis"}, "PostgreSQL and RabbitMQ come from their operators"
+    kinds = {(d["apiVersion"], d["kind"]) for _, d in PRODUCTION}
+    assert OPERATOR_KINDS <= kinds
+    base = {(d["kind"], d["metadata"]["name"]) for _, d in kustomize(BASE)}
+    assert base <= {(d["kind"], d["metadata"]["name"]) for _, d in PRODUCTION}
+    for _, doc in PRODUCTION:
+        assert doc["metadata"].get("namespace") == NAMESPACE or doc["kind"] in CLUSTER_KINDS
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_production_overlays_own_kubernetes_documents_validate(version):
+    kv = pytest.importorskip("kubernetes_validate")
+    for file, doc in PRODUCTION:
+        if (doc["apiVersion"], doc["kind"]) in OPERATOR_KINDS:
+            continue  # custom resources: checked field by field below
+        assert kv.validate(doc, version, strict=True) == version, f"{file}: {doc['kind']}"
+
+
+def test_postgres_is_a_cloudnativepg_cluster_of_three_with_continuous_backup():
+    cluster = production_of_kind("Cluster")["postgres"]["spec"]
+    assert cluster["instances"] == 3
+    assert cluster["affinity"]["enablePodAntiAffinity"] is True
+    # The migration Jobs log in as postgres: the operator must allow it, with a Secret of ours.
+    assert cluster["enableSuperuserAccess"] is True
+    assert cluster["superuserSecret"]["name"] == "postgres-superuser"
+    timeout = cluster["postgresql"]["parameters"]["archive_timeout"]
+    assert int(timeout.rstrip("s")) <= 300, "the design's RPO is under 5 minutes"
+    store = cluster["backup"]["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://")
+    for key in ("accessKeyId", "secretAccessKey"):
+        assert set(store["s3Credentials"][key]) == {"name", "key"}
+    assert cluster["backup"]["retentionPolicy"] == "30d"
+    [scheduled] = production_of_kind("ScheduledBackup").values()
+    assert scheduled["spec"]["cluster"]["name"] == "postgres"
+    assert scheduled["spec"]["method"] == "barmanObjectStore"
+    assert len(scheduled["spec"]["schedule"].split()) == 6  # the operator's cron has seconds
+
+
+def test_the_services_reach_the_postgres_primary_by_the_name_they_use():
+    service = production_of_kind("Service")["postgres"]["spec"]
+    assert service["selector"] == {"cnpg.io/cluster": "postgres", "cnpg.io/instanceRole": "primary"}
+    assert [p["port"] for p in service["ports"]] == [5432]
+    # Every pod of the cluster carries the labels the base's NetworkPolicies select it by.
+    inherited = production_of_kind("Cluster")["postgres"]["spec"]["inheritedMetadata"]["labels"]
+    policy = production_of_kind("NetworkPolicy")["postgres-network"]["spec"]
+    assert selects(policy["podSelector"]["matchLabels"], inherited)
+
+
+def test_rabbitmq_is_a_cluster_of_three_with_the_services_account():
+    cluster = production_of_kind("RabbitmqCluster")["rabbitmq"]
+    assert cluster["spec"]["replicas"] == 3
+    # The operator names its Service and the pods' app.kubernetes.io/name after the cluster.
+    labels = {"app.kubernetes.io/name": cluster["metadata"]["name"]}
+    override = cluster["spec"]["override"]["statefulSet"]["spec"]["template"]["metadata"]
+    labels |= override["labels"]
+    policy = production_of_kind("NetworkPolicy")["rabbitmq-network"]["spec"]
+    assert selects(policy["podSelector"]["matchLabels"], labels)
+    config = of_kind("ConfigMap")["ecommerce-config"]["data"]
+    user = production_of_kind("User")["ecommerce"]["spec"]
+    permission = production_of_kind("Permission")["ecommerce"]["spec"]
+    assert user["rabbitmqClusterReference"]["name"] == "rabbitmq"
+    assert permission["user"] == config["RABBITMQ_USER"]
+    assert permission["permissions"] == {"configure": ".*", "write": ".*", "read": ".*"}
+
+
+def test_the_operators_clusters_may_talk_among_themselves_and_to_their_operator():
+    policies = production_of_kind("NetworkPolicy")
+    postgres = policies["postgres-cluster-network"]["spec"]
+    ingress_ports = {p["port"] for rule in postgres["ingress"] for p in rule["ports"]}
+    assert {5432, 8000} <= ingress_ports
+    sources = [s for rule in postgres["ingress"] for s in rule["from"]]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "cnpg-system"}}
+    } in sources
+    rabbitmq = policies["rabbitmq-cluster-network"]["spec"]
+    assert {4369, 25672} <= {p["port"] for rule in rabbitmq["egress"] for p in rule["ports"]}

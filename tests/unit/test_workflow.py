@@ -65,13 +65,15 @@ def test_every_change_is_tested_and_only_main_deploys_after_a_smoke_test():
     [placeholder] = re.findall(r"s#([^#]+)#", deploy["run"])
     assert all(
         placeholder in path.read_text()
-        for path in (ROOT / "k8s").glob("*.yaml")
+        for path in (ROOT / "k8s").rglob("*.yaml")
         if "image: ghcr.io" in path.read_text()
     )
+    assert "k8s/base/*.yaml" in deploy["run"]  # where the image is named
+    assert "kubectl apply -k k8s/overlays/production" in deploy["run"]
     for deployment in re.findall(r"for deployment in ([^;]+);", deploy["run"])[0].split():
         assert any(
             f"kind: Deployment\nmetadata:\n  name: {deployment}\n" in p.read_text()
-            for p in (ROOT / "k8s").glob("*.yaml")
+            for p in (ROOT / "k8s" / "base").glob("*.yaml")
         ), deployment
     script = smoke["run"].split()[1]
     assert script == "scripts/smoke.py" and (ROOT / script).is_file()

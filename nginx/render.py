@@ -87,6 +87,7 @@ http {{
     # Requests per client address: everything, and a stricter zone for login/register.
     limit_req_zone $binary_remote_addr zone=api:10m rate={api_rate};
     limit_req_zone $binary_remote_addr zone=auth:10m rate={auth_rate};
+    limit_conn_zone $binary_remote_addr zone=streams:10m;
 
     # The same field names as the services' log lines (timestamp, service, request_id,
     # trace_id), so one search in Kibana finds a request in the gateway and behind it.

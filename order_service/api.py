@@ -1,15 +1,17 @@
-"""HTTP routes of order_service: place, read, cancel and ship orders."""
+"""HTTP routes of order_service: place, read, cancel and ship orders, and follow one live."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from order_service import service
 from order_service.domain import Status, request_fingerprint
+from order_service.live import OrderChanges, order_stream
 from order_service.models import Order
 from order_service.schemas import OrderOut, OrderPage, PlaceOrder, ShipOrder
 from shared_runtime.auth import AdminUser, CurrentUser
@@ -105,3 +107,61 @@ async def ship_order(
     order_id: uuid.UUID, body: ShipOrder, session: SessionDep, _: AdminUser
 ) -> OrderOut:
     return order_out(await service.ship(session, order_id, body.tracking_number))
+
+
+@router.get(
+    "/{order_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `order` events, each the whole order as "
+            "GET /orders/{orderId} answers it; `id` is its newest timeline step.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        429: {"description": "Too many streams open for this customer."},
+    },
+)
+async def order_events(
+    order_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", pattern=r"^\d{1,18}$")
+    ] = None,
+) -> StreamingResponse:
+    """The order, live: sent now, then again after each step of its saga commits (PENDING,
+    CONFIRMED or CANCELLED with its reason, SHIPPED with the tracking number), pushed by the
+    server. After a reconnect with `Last-Event-ID`, it is sent at once only if it changed
+    meanwhile. The caller's own orders only (an admin's: any)."""
+    await service.visible_order(session, user, order_id)  # 404 for anyone else's order
+    app = request.app
+    changes: OrderChanges = app.state.order_changes
+    changes.admit(user.user_id)
+
+    async def read() -> tuple[int, dict[str, Any]]:
+        async with app.state.sessionmaker() as reading:
+            order = await service.visible_order(reading, user, order_id)
+        newest = max((step.id for step in order.timeline), default=0)
+        return newest, order_out(order).model_dump(mode="json", by_alias=True)
+
+    def stopping() -> bool:
+        return bool(getattr(getattr(app.state, "server", None), "should_exit", False))
+
+    async def events() -> AsyncIterator[bytes]:
+        with changes.watch(order_id, user.user_id) as woken:
+            stream = order_stream(
+                woken,
+                read,
+                int(last_event_id) if last_event_id else None,
+                stopping,
+                app.state.settings.stream_keep_alive_s,
+            )
+            async for chunk in stream:
+                yield chunk
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from order_service.api import router
 from order_service.handlers import build_handlers
+from order_service.live import OrderChanges
 from order_service.sweeper import DeadlineSweeper
 from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
@@ -24,16 +27,25 @@ class Settings(ServiceSettings):
     cart_service_url: str = SERVICES["cart_service"].url()
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
+    # Live order streams (GET /orders/{id}/events): open at once per customer, per process.
+    streams_per_user: int = Field(5, ge=1, le=100)
+    stream_keep_alive_s: float = Field(15.0, gt=0, le=60)
 
 
 async def _on_startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.sweeper = DeadlineSweeper(app.state.sessionmaker, settings.sweep_interval_s)
     app.state.sweeper.start()
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    app.state.order_changes = OrderChanges(
+        dsn.render_as_string(hide_password=False), settings.streams_per_user
+    )
+    app.state.order_changes.start()
 
 
 async def _on_shutdown(app: FastAPI) -> None:
     await app.state.sweeper.stop()
+    await app.state.order_changes.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

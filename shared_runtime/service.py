@@ -240,7 +240,7 @@ BAD_REQUEST_BODY = (
 def serve(app: Any, settings: ServiceSettings) -> None:
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         http=_json_protocol_errors(),
         host=settings.host,
@@ -252,3 +252,8 @@ def serve(app: Any, settings: ServiceSettings) -> None:
         # nginx and the peer client drop idle connections sooner (4 s, 3 s): no reuse races.
         timeout_keep_alive=5,
     )
+    server = uvicorn.Server(config)
+    # Long-lived responses (order_service's event streams) end themselves once the server
+    # is shutting down (server.should_exit), instead of holding it for the graceful timeout.
+    app.state.server = server
+    server.run()

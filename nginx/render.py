@@ -20,6 +20,19 @@ sys.path.insert(0, str(HERE.parent))
 
 from shared_runtime.observability import REQUEST_ID_PATTERN  # noqa: E402
 
+WEB_ROOT = HERE.parent / "web" / "dist"
+STOREFRONT_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 DEFAULT_CORS = ["http://localhost:3000", "http://localhost:5173"]
 
 MAIN = """\
@@ -71,6 +84,19 @@ http {{
         default "600";
         "" "";
     }}
+    # The storefront's page may run its own scripts and styles and call the API here; every
+    # other answer (JSON) may load nothing.
+    map $uri $content_security_policy {{
+        default "default-src 'none'; frame-ancestors 'none'";
+        /index.html "{storefront_csp}";
+    }}
+    map $uri $static_cache_control {{
+        default "";
+        /index.html "no-cache";
+        "~^/assets/" "public, max-age=31536000, immutable";
+    }}
+    root {web_root};
+
     # HSTS on answers that reached the client over HTTPS: here (TLS), or at a proxy in front
     # (an Ingress) that says so.
     map "$https:$http_x_forwarded_proto" $hsts {{
@@ -166,10 +192,13 @@ def render_conf(
     tls_listen: str | None = None,
     tls_dir: str | None = None,
     real_ip_from: list[str] | None = None,
+    web_root: str | None = None,
 ) -> str:
     """``tls_listen`` (with ``tls_dir`` holding tls.crt and tls.key): HTTPS there, and
     ``listen`` only redirects to it. ``real_ip_from``: proxies in front (an Ingress) whose
-    X-Forwarded-For names the client, for the rate limits and X-Real-IP."""
+    X-Forwarded-For names the client, for the rate limits and X-Real-IP. ``web_root``: the
+    built storefront (web/dist here; /usr/share/nginx/storefront in a container, where
+    docker-compose mounts web/dist)."""
     if container:
         paths = {"pid": "/tmp/nginx.pid", "error_log": "/dev/stderr", "daemon": "off"}
         paths |= {"access_log": "/dev/stdout", "access_log_buffer": "", "temp": "/tmp"}
@@ -229,6 +258,8 @@ def render_conf(
         real_ip=real_ip,
         upstreams="".join(blocks),
         servers=server_blocks,
+        storefront_csp=STOREFRONT_CSP,
+        web_root=web_root or ("/usr/share/nginx/storefront" if container else str(WEB_ROOT)),
     )
 
 

@@ -88,9 +88,18 @@ else
 fi
 "${uv[@]}" sync --frozen --quiet
 
-# Node tools, exactly as package-lock.json pins them; reinstalled only when the lock changed.
+# Node packages, exactly as package-lock.json pins them; reinstalled only when the lock changed.
 if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
   say "installing the Node tools (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   cp package-lock.json node_modules/.installed-lock
+fi
+# The storefront (web/), type-checked and built into web/dist, which the gateway serves; again
+# only when a source changed since the last build.
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/vite.config.ts \
+  web/tsconfig.json package-lock.json -newer web/dist/index.html -print -quit)" ]; then
+  if ! built=$(npm run --silent build 2>&1); then
+    echo "$built" >&2
+    exit 1
+  fi
 fi

@@ -13,7 +13,7 @@ from order_service import service
 from order_service.domain import Status, request_fingerprint
 from order_service.live import OrderChanges, order_stream
 from order_service.models import Order
-from order_service.schemas import OrderOut, OrderPage, PlaceOrder, ShipOrder
+from order_service.schemas import CancelOrder, OrderOut, OrderPage, PlaceOrder, ShipOrder
 from shared_runtime.auth import AdminUser, CurrentUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
@@ -83,9 +83,13 @@ async def list_orders(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
     status: Status | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPage:
-    """The caller's orders, newest first; an admin sees everyone's."""
-    orders, total = await service.list_orders(session, user, status, page, page_size)
+    """The caller's orders, newest first; an admin sees everyone's. ``search``: the start of
+    an order's id, or part of the customer's e-mail."""
+    orders, total = await service.list_orders(
+        session, user, status, page, page_size, search.strip() if search else None
+    )
     return OrderPage(
         items=[order_out(o) for o in orders], total=total, page=page, page_size=page_size
     )
@@ -97,9 +101,14 @@ async def get_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderOut)
-async def cancel_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderOut:
-    """The owner cancels a PENDING or CONFIRMED order; stock and payment are compensated."""
-    return order_out(await service.cancel(session, user, order_id))
+async def cancel_order(
+    order_id: uuid.UUID, session: SessionDep, user: CurrentUser, body: CancelOrder | None = None
+) -> OrderOut:
+    """The owner cancels a PENDING or CONFIRMED order; stock and payment are compensated. An
+    administrator cancels anyone's with a ``reason``, which the customer is told (without
+    one: 422 ``reason_required``)."""
+    reason = body.reason if body else None
+    return order_out(await service.cancel(session, user, order_id, reason))
 
 
 @router.post("/{order_id}/ship", response_model=OrderOut)

@@ -75,6 +75,13 @@ class CustomerCancelled:
 
 
 @dataclass(frozen=True)
+class ShopCancelled:
+    """An administrator cancels the order; the customer is told ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class DeadlinePassed:
     pass
 
@@ -90,6 +97,7 @@ Input = (
     | PaymentWasAuthorised
     | PaymentWasDeclined
     | CustomerCancelled
+    | ShopCancelled
     | DeadlinePassed
     | AdminShipped
 )
@@ -142,13 +150,15 @@ def decide(saga: Saga, event: Input) -> tuple[Saga, list[Output]]:
             )
         return dataclasses.replace(saga, status=Status.SHIPPED), [Ship(event.tracking_number)]
 
-    if isinstance(event, CustomerCancelled):
+    if isinstance(event, CustomerCancelled | ShopCancelled):
         if saga.status not in (Status.PENDING, Status.CONFIRMED):
             raise TransitionRefused(
                 f"A {saga.status} order cannot be cancelled.",
                 {"status": saga.status.value},
                 code="order_not_cancellable",
             )
+        if isinstance(event, ShopCancelled):
+            return _cancel(saga, "shop", f"Cancelled by the shop: {event.reason}")
         return _cancel(saga, "customer", CUSTOMER_REASON)
 
     # Facts reported by other services: recorded whatever the status, acted on only while
@@ -200,6 +210,12 @@ class OrderNotFound(NotFound):
 
 class NotTheCustomer(Forbidden):
     """Only the customer who placed an order may cancel it."""
+
+
+class ReasonRequired(Invalid):
+    """The shop cancels a customer's order only with a reason the customer is told."""
+
+    code = "reason_required"
 
 
 class AccountErased(Unauthenticated):

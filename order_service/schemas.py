@@ -38,6 +38,14 @@ class PlaceOrder(CamelModel):
     )
 
 
+class CancelOrder(CamelModel):
+    reason: Line | None = Field(
+        default=None,
+        max_length=500,
+        description="An administrator's reason, told to the customer (required for them).",
+    )
+
+
 class ShipOrder(CamelModel):
     tracking_number: Line = Field(max_length=100, pattern=r"^[A-Za-z0-9-]+$")
 

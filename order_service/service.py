@@ -25,6 +25,8 @@ from order_service.domain import (
     PaymentWasAuthorised,
     PaymentWasDeclined,
     PricingUnavailable,
+    ReasonRequired,
+    ShopCancelled,
     Status,
     StockWasReserved,
     StockWasShort,
@@ -215,12 +217,26 @@ async def visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID
 
 
 async def list_orders(
-    session: AsyncSession, user: Claims, status: Status | None, page: int, page_size: int
+    session: AsyncSession,
+    user: Claims,
+    status: Status | None,
+    page: int,
+    page_size: int,
+    search: str | None = None,
 ) -> tuple[list[Order], int]:
-    """The caller's orders (an admin's: everyone's), newest first, and how many in all."""
+    """The caller's orders (an admin's: everyone's), newest first, and how many in all;
+    ``search``: the start of an order's id, or part of the customer's e-mail."""
     conditions: list[Any] = [] if user.is_admin else [Order.user_id == user.user_id]
     if status:
         conditions.append(Order.status == status)
+    if search:
+        text = search.lower()
+        conditions.append(
+            sa.or_(
+                sa.cast(Order.id, sa.String).startswith(text, autoescape=True),
+                sa.func.lower(Order.user_email).contains(text, autoescape=True),
+            )
+        )
     total = await session.scalar(sa.select(sa.func.count()).select_from(Order).where(*conditions))
     orders = await session.scalars(
         sa.select(Order)
@@ -237,20 +253,41 @@ async def list_orders(
 
 
 async def _command(
-    session: AsyncSession, order_id: uuid.UUID, command: CustomerCancelled | AdminShipped, name: str
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    command: CustomerCancelled | ShopCancelled | AdminShipped,
+    name: str,
+    details: dict[str, Any] | None = None,
 ) -> Order:
     order = await lock_order(session, order_id)
     assert order is not None
     # TransitionRefused rolls the transaction back.
-    await advance(session, order, command, (name, "command", None))
+    await advance(session, order, command, (name, "command", details))
     return await reloaded(session, order_id)
 
 
-async def cancel(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
+async def cancel(
+    session: AsyncSession, user: Claims, order_id: uuid.UUID, reason: str | None = None
+) -> Order:
+    """The customer cancels their order; an administrator cancels anyone's, with a reason the
+    customer is told."""
     order = await visible_order(session, user, order_id)
-    if order.user_id != user.user_id:
+    if order.user_id == user.user_id:
+        return await _command(session, order_id, CustomerCancelled(), "CancelRequested")
+    if not user.is_admin:
         raise NotTheCustomer("Only the customer who placed an order can cancel it.")
-    return await _command(session, order_id, CustomerCancelled(), "CancelRequested")
+    if not reason:
+        raise ReasonRequired(
+            "Say why the shop cancels this order (reason): the customer is told.",
+            {"field": "reason"},
+        )
+    return await _command(
+        session,
+        order_id,
+        ShopCancelled(reason),
+        "CancelRequested",
+        {"by": "shop", "reason": reason},
+    )
 
 
 async def ship(session: AsyncSession, order_id: uuid.UUID, tracking_number: str) -> Order:

@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
+from playwright.async_api import Browser, Page, async_playwright
 
 from scripts.stack import admin_token as make_admin_token
 from tests.fake_api import OtlpReceiver
@@ -184,6 +185,41 @@ async def customer(stack: str) -> dict[str, str]:
 
 def service_url(port: int) -> str:
     return f"http://127.0.0.1:{port + PORT_OFFSET}"
+
+
+# The browser tests (tests/e2e/browser.py): Debian's Chromium (make test installs it), driven by
+# Playwright; Playwright's own browser download is not used.
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = RUN_DIR / "screenshots"
+ORIGIN = f"http://127.0.0.1:{GATEWAY_PORT}"
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+async def browser(stack: str) -> AsyncIterator[Browser]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # No host but this one resolves: a font or script from elsewhere would fail.
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(base_url=ORIGIN, viewport=DESKTOP)
+    page = await context.new_page()
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(ORIGIN) else elsewhere.append(request.url),
+    )
+    yield page
+    await context.close()
+    assert not elsewhere, f"requests outside the gateway: {elsewhere}"
 
 
 @pytest.fixture(autouse=True)

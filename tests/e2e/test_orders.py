@@ -383,3 +383,46 @@ async def test_an_order_takes_the_price_of_the_moment_and_refuses_what_is_no_lon
     assert error_of(refused)["code"] == "product_inactive"
     assert error_of(refused)["details"] == {"productId": lamp["id"]}
     assert (await gateway.get("/orders", headers=other)).json()["total"] == 0
+
+
+async def test_the_shop_finds_orders_and_cancels_one_with_a_reason(gateway, admin_token):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    user = await shopper(gateway)
+    email = (await gateway.get("/users/me", headers=user)).json()["email"]
+    kettle = await new_product(gateway, admin, stock=3)
+    placed = await order(gateway, user, [(kettle["id"], 1)])
+    assert (await settled(gateway, user, placed["id"]))["status"] == "CONFIRMED"
+
+    for search in [email.upper(), placed["id"][:8], f" {placed['id']} "]:
+        found = await gateway.get("/orders", params={"search": search}, headers=admin)
+        assert [o["id"] for o in found.json()["items"]] == [placed["id"]], search
+    for search in ["100%", "_", "\\"]:  # LIKE's wildcards are plain characters here
+        nothing = await gateway.get("/orders", params={"search": search}, headers=admin)
+        assert nothing.status_code == 200 and nothing.json()["total"] == 0, search
+    own = await gateway.get("/orders", params={"search": "example.com"}, headers=user)
+    assert [o["id"] for o in own.json()["items"]] == [placed["id"]]  # a customer: theirs only
+
+    refused = await gateway.post(f"/orders/{placed['id']}/cancel", headers=admin)
+    assert refused.status_code == 422 and error_of(refused)["code"] == "reason_required"
+    blank = await gateway.post(
+        f"/orders/{placed['id']}/cancel", json={"reason": " \u200b "}, headers=admin
+    )
+    assert blank.status_code == 422
+    assert (await settled(gateway, user, placed["id"]))["status"] == "CONFIRMED"  # unchanged
+
+    cancelled = await gateway.post(
+        f"/orders/{placed['id']}/cancel", json={"reason": "The kettle broke in the warehouse."},
+        headers=admin,
+    )  # fmt: skip
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert body["status"] == "CANCELLED"
+    assert body["cancelReason"] == "Cancelled by the shop: The kettle broke in the warehouse."
+    step = next(t for t in body["timeline"] if t["event"] == "CancelRequested")
+    assert step["details"] == {"by": "shop", "reason": "The kettle broke in the warehouse."}
+    await templates(gateway, user, "email:order_cancelled")
+    await eventually(
+        lambda: product_state(gateway, admin, kettle["id"]),
+        until=lambda p: p["availableQuantity"] == 3,
+        what="stock back",
+    )

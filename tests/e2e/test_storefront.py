@@ -7,77 +7,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import expect
 
-from tests.e2e.conftest import GATEWAY_PORT, RUN_DIR
+from tests.e2e.browser import ORIGIN, photographed, signed_in
 from tests.e2e.test_orders import ADDRESS, new_product, order, settled
-from tests.support import ROOT, new_accounts
-
-CHROMIUM = "/usr/bin/chromium"  # Debian's (make test installs it); Playwright's own is not used
-SHOTS = RUN_DIR / "screenshots"
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-ORIGIN = f"http://127.0.0.1:{GATEWAY_PORT}"
-DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-async def browser(stack: str) -> AsyncIterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            # No host but this one resolves: a font or script from elsewhere would fail.
-            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=ORIGIN, viewport=DESKTOP)
-    page = await context.new_page()
-    elsewhere: list[str] = []
-    page.on(
-        "request",
-        lambda request: None if request.url.startswith(ORIGIN) else elsewhere.append(request.url),
-    )
-    yield page
-    await context.close()
-    assert not elsewhere, f"requests outside the gateway: {elsewhere}"
-
-
-async def accessible(page: Page) -> None:
-    """axe-core on the page as it is: no serious or critical violation."""
-    # Evaluated by the browser's tools, not as a script of the page: the page's CSP stays on.
-    await page.evaluate(AXE.read_text())
-    result: dict[str, Any] = await page.evaluate("axe.run(document)")
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{page.url}: " + "; ".join(bad)
-
-
-async def photographed(page: Page, name: str) -> None:
-    """The page checked by axe and saved at desktop and at phone width."""
-    await accessible(page)
-    await page.screenshot(path=SHOTS / f"{name}-desktop.png", full_page=True)
-    await page.set_viewport_size(PHONE)
-    await accessible(page)
-    await page.screenshot(path=SHOTS / f"{name}-phone.png", full_page=True)
-    await page.set_viewport_size(DESKTOP)
-
-
-async def signed_in(page: Page, headers: dict[str, str]) -> None:
-    token = headers["Authorization"].removeprefix("Bearer ")
-    await page.add_init_script(f"localStorage.setItem('shop.accessToken', {token!r})")
+from tests.support import new_accounts
 
 
 async def test_a_shopper_orders_and_watches_the_saga_live(page, gateway, admin_token):

@@ -20,6 +20,7 @@ from order_service.domain import (
     PaymentWasDeclined,
     Saga,
     Ship,
+    ShopCancelled,
     Status,
     StockWasReserved,
     StockWasShort,
@@ -91,7 +92,7 @@ def test_commands_are_refused_where_the_state_does_not_allow_them():
     assert refused.value.code == "order_not_shippable"
     shipped, _ = run([StockWasReserved(), PaymentWasAuthorised(), AdminShipped("TRACK-1")])
     assert shipped.status is Status.SHIPPED
-    for command in (CustomerCancelled(), AdminShipped("TRACK-2")):
+    for command in (CustomerCancelled(), ShopCancelled("no stock"), AdminShipped("TRACK-2")):
         with pytest.raises(TransitionRefused):
             decide(shipped, command)
     cancelled, _ = run([CustomerCancelled()])
@@ -175,3 +176,12 @@ def test_reasons_are_plain_words():
     assert out_of_stock_reason([("Mug", 3, 1), ("Pot", 1, None)]) == (
         "Out of stock: Mug (3 ordered, 1 left); Pot (1 ordered, none left)."
     )
+
+
+def test_the_shop_cancels_with_the_reason_the_customer_is_told():
+    for before in ([], [StockWasReserved(), PaymentWasAuthorised()]):  # PENDING, CONFIRMED
+        saga, emitted = run([*before, ShopCancelled("The item was damaged in the warehouse.")])
+        assert saga.status is Status.CANCELLED and saga.cancel_code == "shop"
+        reason = "Cancelled by the shop: The item was damaged in the warehouse."
+        assert saga.cancel_reason == reason
+        assert emitted[-1] == Cancel("shop", reason)

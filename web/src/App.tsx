@@ -9,6 +9,10 @@ import { NotFound } from "./pages/NotFound";
 import { OrderPage } from "./pages/Order";
 import { OrderHistory } from "./pages/Orders";
 import { ProductPage } from "./pages/Product";
+import { AdminImport } from "./pages/admin/Import";
+import { AdminOrder } from "./pages/admin/OrderDetail";
+import { AdminOrders } from "./pages/admin/Orders";
+import { AdminProducts } from "./pages/admin/Products";
 
 export function App() {
   const { account, logout } = useAuth();
@@ -36,6 +40,7 @@ export function App() {
           {account ? (
             <>
               <NavLink to="/orders">Orders</NavLink>
+              {account.role === "admin" && <NavLink to="/admin">Back office</NavLink>}
               <button type="button" className="link" onClick={logout}>
                 Log out
               </button>
@@ -58,6 +63,10 @@ export function App() {
           <Route path="/orders/:orderId" element={<OrderPage />} />
           <Route path="/login" element={<Login />} />
           <Route path="/register" element={<Register />} />
+          <Route path="/admin" element={<AdminOrders />} />
+          <Route path="/admin/orders/:orderId" element={<AdminOrder />} />
+          <Route path="/admin/products" element={<AdminProducts />} />
+          <Route path="/admin/import" element={<AdminImport />} />
           <Route path="*" element={<NotFound />} />
         </Routes>
       </main>

@@ -3,7 +3,7 @@ import { Link } from "react-router-dom";
 import { cart, ok } from "../api/client";
 import type { components } from "../api/types/cart";
 import { money } from "../money";
-import { Problem, SignedIn, useTitle } from "./common";
+import { Problem, SignedIn, Table, useTitle } from "./common";
 
 type Cart = components["schemas"]["Cart"];
 
@@ -57,17 +57,7 @@ function CartLines() {
   return (
     <>
       <Problem error={error} />
-      <table className="lines">
-        <caption className="visually-hidden">Products in your cart</caption>
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col">Price</th>
-            <th scope="col">Quantity</th>
-            <th scope="col">Total</th>
-          </tr>
-        </thead>
-        <tbody>
+      <Table caption="Products in your cart" hideCaption columns={["Product", "Price", "Quantity", "Total"]}>
           {current.items.map((line) => (
             <tr key={line.productId}>
               <th scope="row">
@@ -104,8 +94,7 @@ function CartLines() {
               <td>{money(line.lineTotal, line.currency)}</td>
             </tr>
           ))}
-        </tbody>
-      </table>
+      </Table>
       <p className="total">
         Total: <strong>{current.currency ? money(current.total, current.currency) : current.total}</strong>
       </p>

@@ -3,7 +3,7 @@ import { Link, useParams } from "react-router-dom";
 import type { Order } from "../api/client";
 import { useLiveOrder } from "../live";
 import { money } from "../money";
-import { Problem, SignedIn, useTitle } from "./common";
+import { Problem, SignedIn, Table, useTitle } from "./common";
 
 const STEPS: Record<string, string> = {
   OrderCreated: "Order received",
@@ -60,16 +60,7 @@ function LiveOrder() {
         <Status order={order} />
       </section>
       <p className="hint">{connected ? "Live: this page updates by itself." : "Reconnecting…"}</p>
-      <table className="lines">
-        <caption className="visually-hidden">Products in this order</caption>
-        <thead>
-          <tr>
-            <th scope="col">Product</th>
-            <th scope="col">Quantity</th>
-            <th scope="col">Total</th>
-          </tr>
-        </thead>
-        <tbody>
+      <Table caption="Products in this order" hideCaption columns={["Product", "Quantity", "Total"]}>
           {order.items.map((line) => (
             <tr key={line.productId}>
               <th scope="row">{line.name}</th>
@@ -77,8 +68,7 @@ function LiveOrder() {
               <td>{money(line.lineTotal, order.currency)}</td>
             </tr>
           ))}
-        </tbody>
-      </table>
+      </Table>
       <p className="total">
         Total: <strong>{money(order.totalAmount, order.currency)}</strong>
       </p>

@@ -82,3 +82,32 @@ export function useAction(): {
   }, []);
   return { busy, error, run };
 }
+
+/** A table with a caption (hidden from sight with ``hideCaption``) and column headings. */
+export function Table({
+  caption,
+  columns,
+  hideCaption = false,
+  children,
+}: {
+  caption: string;
+  columns: string[];
+  hideCaption?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <table className="lines">
+      <caption className={hideCaption ? "visually-hidden" : undefined}>{caption}</caption>
+      <thead>
+        <tr>
+          {columns.map((column) => (
+            <th scope="col" key={column}>
+              {column}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}

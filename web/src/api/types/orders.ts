@@ -13,7 +13,8 @@ export interface paths {
         };
         /**
          * List Orders
-         * @description The caller's orders, newest first; an admin sees everyone's.
+         * @description The caller's orders, newest first; an admin sees everyone's. ``search``: the start of
+         *     an order's id, or part of the customer's e-mail.
          */
         get: operations["list_orders_orders_get"];
         put?: never;
@@ -60,7 +61,9 @@ export interface paths {
         put?: never;
         /**
          * Cancel Order
-         * @description The owner cancels a PENDING or CONFIRMED order; stock and payment are compensated.
+         * @description The owner cancels a PENDING or CONFIRMED order; stock and payment are compensated. An
+         *     administrator cancels anyone's with a ``reason``, which the customer is told (without
+         *     one: 422 ``reason_required``).
          */
         post: operations["cancel_order_orders__order_id__cancel_post"];
         delete?: never;
@@ -113,6 +116,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** CancelOrder */
+        CancelOrder: {
+            /**
+             * Reason
+             * @description An administrator's reason, told to the customer (required for them).
+             */
+            reason?: string | null;
+        };
         /**
          * ErrorBody
          * @description The one error shape, as documented in every service's OpenAPI schema.
@@ -266,6 +277,7 @@ export interface operations {
                 page?: number;
                 pageSize?: number;
                 status?: components["schemas"]["Status"] | null;
+                search?: string | null;
             };
             header?: never;
             path?: never;
@@ -611,7 +623,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CancelOrder"] | null;
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {

@@ -13,7 +13,15 @@ from order_service import service
 from order_service.domain import Status, request_fingerprint
 from order_service.live import OrderChanges, order_stream
 from order_service.models import Order
-from order_service.schemas import CancelOrder, OrderOut, OrderPage, PlaceOrder, ShipOrder
+from order_service.schemas import (
+    CancelOrder,
+    OldestPending,
+    OrderOut,
+    OrderPage,
+    OrdersOverview,
+    PlaceOrder,
+    ShipOrder,
+)
 from shared_runtime.auth import AdminUser, CurrentUser
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
@@ -92,6 +100,18 @@ async def list_orders(
     )
     return OrderPage(
         items=[order_out(o) for o in orders], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/overview", response_model=OrdersOverview)
+async def orders_overview(session: SessionDep, _: AdminUser) -> OrdersOverview:
+    """For the back office: orders by status, and the PENDING order waiting longest."""
+    counts, oldest = await service.overview(session)
+    return OrdersOverview(
+        counts={status.value: counts.get(status.value, 0) for status in Status},
+        oldest_pending=OldestPending.model_validate(oldest, from_attributes=True)
+        if oldest
+        else None,
     )
 
 

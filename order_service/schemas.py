@@ -82,6 +82,17 @@ class OrderOut(CamelModel):
     timeline: list[TimelineOut]
 
 
+class OldestPending(CamelModel):
+    id: uuid.UUID
+    created_at: datetime
+    deadline_at: datetime
+
+
+class OrdersOverview(CamelModel):
+    counts: dict[str, int]
+    oldest_pending: OldestPending | None
+
+
 class OrderPage(CamelModel):
     items: list[OrderOut]
     total: int

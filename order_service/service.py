@@ -216,6 +216,19 @@ async def visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID
     return order
 
 
+async def overview(session: AsyncSession) -> tuple[dict[str, int], Order | None]:
+    """Orders by status, and the oldest PENDING one (the partial index on PENDING finds it)."""
+    counts = dict(
+        (
+            await session.execute(sa.select(Order.status, sa.func.count()).group_by(Order.status))
+        ).all()
+    )
+    oldest = await session.scalar(
+        sa.select(Order).where(Order.status == Status.PENDING).order_by(Order.created_at).limit(1)
+    )
+    return counts, oldest
+
+
 async def list_orders(
     session: AsyncSession,
     user: Claims,

@@ -64,6 +64,24 @@ async def _require_queues(connection: aio_pika.abc.AbstractConnection, service: 
     return queue.declaration_result.message_count
 
 
+async def queue_state(amqp_url: str, service: str) -> dict[str, int]:
+    """The service queue's waiting messages and consumers, and how many are parked."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        parked = await _require_queues(connection, service)
+        channel = await connection.channel()
+        queue = await channel.declare_queue(service, passive=True)
+        result = queue.declaration_result
+        await channel.close()
+        return {
+            "messages": int(result.message_count or 0),
+            "consumers": int(result.consumer_count or 0),
+            "parked": parked,
+        }
+    finally:
+        await connection.close()
+
+
 async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[ParkedMessage]:
     """Read up to ``limit`` parked messages without removing them.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -24,11 +25,16 @@ async def health() -> dict[str, str]:
     return {"status": "healthy"}
 
 
+async def readiness(app: Any) -> dict[str, str]:
+    """Each dependency's check: "ok", or "down: <why>"."""
+    checks: dict[str, ReadinessCheck] = app.state.readiness_checks
+    results = await asyncio.gather(*(_run(check) for check in checks.values()))
+    return dict(zip(checks, results, strict=True))
+
+
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
-    results = await asyncio.gather(*(_run(check) for check in checks.values()))
-    status = dict(zip(checks, results, strict=True))
+    status = await readiness(request.app)
     down = [name for name, state in status.items() if state != "ok"]
     if down:
         return error_response(

@@ -26,6 +26,7 @@ from shared_events.events import Event
 from shared_events.relay import OutboxRelay
 from shared_runtime import tracing
 from shared_runtime.auth import USER_SERVICE, FetchTokenState, TokenStates, ask_user_service
+from shared_runtime.backoffice import router as backoffice_router
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.discovery import Discovery, advertise_address
 from shared_runtime.errors import ERROR_RESPONSES, install_error_handlers
@@ -195,6 +196,7 @@ def create_service_app(
     tracing.instrument_app(app)
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(backoffice_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router, responses=ERROR_RESPONSES)

@@ -8,12 +8,16 @@ from __future__ import annotations
 import re
 import uuid
 
+import aio_pika
 from playwright.async_api import Browser, expect
 
+from shared_events.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from shared_events.events import UserRegistered
+from shared_events.topology import parked_queue_name
 from tests.e2e.browser import ORIGIN, photographed, signed_in
 from tests.e2e.conftest import DESKTOP
 from tests.e2e.test_orders import new_product, order, product_state, settled
-from tests.support import new_accounts
+from tests.support import AMQP_URL, error_of, new_accounts
 
 
 async def test_the_shop_ships_and_the_shoppers_page_follows(browser: Browser, gateway, admin_token):
@@ -102,3 +106,97 @@ async def test_the_shop_edits_stock_and_imports_a_file_with_a_bad_line(page, gat
     await expect(rejected.get_by_role("row", name=re.compile(f"3 IMP-{tag}-2"))).to_be_visible()
     await expect(rejected).to_contain_text("price")
     await photographed(page, "admin-import")
+
+
+async def park(service: str, event: UserRegistered, error: str) -> None:
+    """A message as the consumer parks it (attempts and error in its headers), put straight
+    into ``<service>.parked`` of the test stack's vhost."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                event.to_json(),
+                message_id=str(event.id),
+                type=event.event_type(),
+                content_type="application/json",
+                headers={ATTEMPT_HEADER: 5, ERROR_HEADER: error, "x-failed-at": "2026-12-03"},
+            ),
+            routing_key=parked_queue_name(service),
+        )
+
+
+def welcome(tag: str) -> UserRegistered:
+    return UserRegistered(
+        user_id=uuid.uuid4(), email=f"parked-{tag}@example.com", full_name="Parked Person"
+    )
+
+
+async def test_the_shop_sees_each_services_queue_and_replays_what_was_parked(
+    gateway, admin_token, customer
+):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    status = "/services/notification_service/admin/status"
+    for headers, code in [({}, 401), (customer, 403)]:
+        refused = await gateway.get(status, headers=headers)
+        assert refused.status_code == code and error_of(refused)
+    first, second = welcome(uuid.uuid4().hex[:8]), welcome(uuid.uuid4().hex[:8])
+    await park("notification_service", first, "SendGrid answered 503")
+    await park("notification_service", second, "SendGrid answered 503")
+
+    seen = (await gateway.get(status, headers=admin)).json()
+    assert seen["ready"] is True and seen["checks"]["database"] == "ok"
+    assert seen["queue"]["name"] == "notification_service" and seen["queue"]["consumers"] >= 1
+    mine = {p["messageId"]: p for p in seen["parked"]}
+    assert seen["queue"]["parked"] >= 2 and {str(first.id), str(second.id)} <= set(mine)
+    assert mine[str(first.id)]["error"] == "SendGrid answered 503"
+    assert mine[str(first.id)]["eventType"] == "UserRegistered"
+
+    one = await gateway.post(
+        "/services/notification_service/admin/parked/replay",
+        json={"messageId": str(first.id)},
+        headers=admin,
+    )
+    assert one.status_code == 200 and one.json()["moved"] == 1, one.text
+    left = (await gateway.get(status, headers=admin)).json()["parked"]
+    assert str(first.id) not in {p["messageId"] for p in left}
+    assert str(second.id) in {p["messageId"] for p in left}
+    gone = await gateway.post(
+        "/services/notification_service/admin/parked/replay",
+        json={"messageId": str(first.id)},
+        headers=admin,
+    )
+    assert gone.json()["moved"] == 0  # no longer parked
+    everything = await gateway.post(
+        "/services/notification_service/admin/parked/replay", headers=admin
+    )
+    assert everything.json()["remaining"] == 0
+
+    users = (await gateway.get("/services/user_service/admin/status", headers=admin)).json()
+    assert users["queue"] is None and users["ready"] is True  # it consumes no events
+    unknown = await gateway.get("/services/nobody_service/admin/status", headers=admin)
+    assert unknown.status_code == 404
+    overview = (await gateway.get("/orders/overview", headers=admin)).json()
+    assert set(overview["counts"]) == {"PENDING", "CONFIRMED", "SHIPPED", "CANCELLED"}
+    denied = await gateway.get("/orders/overview", headers=customer)
+    assert denied.status_code == 403
+
+
+async def test_the_health_page_replays_parked_messages_until_none_is_left(
+    page, gateway, admin_token
+):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    parked = welcome(uuid.uuid4().hex[:8])
+    await park("notification_service", parked, "Twilio answered 500 for this one")
+    await signed_in(page, admin)
+    await page.goto("/admin/health")
+    count = page.get_by_test_id("parked-notification_service")
+    await expect(count).not_to_have_text("0")
+    await expect(page.get_by_text("Twilio answered 500 for this one")).to_be_visible()
+    await expect(page.get_by_role("row", name=re.compile("^order_service ready"))).to_be_visible()
+    await photographed(page, "admin-health")
+    await page.get_by_role("button", name="Replay all of notification_service").click()
+    await expect(count).to_have_text("0")
+    await expect(page.get_by_text("Twilio answered 500 for this one")).to_have_count(0)
+    status = await gateway.get("/services/notification_service/admin/status", headers=admin)
+    assert status.json()["queue"]["parked"] == 0

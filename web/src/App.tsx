@@ -9,6 +9,7 @@ import { NotFound } from "./pages/NotFound";
 import { OrderPage } from "./pages/Order";
 import { OrderHistory } from "./pages/Orders";
 import { ProductPage } from "./pages/Product";
+import { AdminHealth } from "./pages/admin/Health";
 import { AdminImport } from "./pages/admin/Import";
 import { AdminOrder } from "./pages/admin/OrderDetail";
 import { AdminOrders } from "./pages/admin/Orders";
@@ -67,6 +68,7 @@ export function App() {
           <Route path="/admin/orders/:orderId" element={<AdminOrder />} />
           <Route path="/admin/products" element={<AdminProducts />} />
           <Route path="/admin/import" element={<AdminImport />} />
+          <Route path="/admin/health" element={<AdminHealth />} />
           <Route path="*" element={<NotFound />} />
         </Routes>
       </main>

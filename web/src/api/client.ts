@@ -3,6 +3,7 @@
 // token when there is one.
 import createClient, { type Middleware } from "openapi-fetch";
 import type { paths as CartPaths } from "./types/cart";
+import type { paths as NotificationPaths } from "./types/notifications";
 import type { components as OrderComponents, paths as OrderPaths } from "./types/orders";
 import type { paths as PaymentPaths } from "./types/payments";
 import type { components as ProductComponents, paths as ProductPaths } from "./types/products";
@@ -44,6 +45,23 @@ export const products = client<ProductPaths>();
 export const cart = client<CartPaths>();
 export const orders = client<OrderPaths>();
 export const payments = client<PaymentPaths>();
+
+/** The services, as the gateway names them under /api/v1/services/<service>/admin/…. */
+export const SERVICES = [
+  "user_service",
+  "product_service",
+  "cart_service",
+  "order_service",
+  "payment_service",
+  "notification_service",
+] as const;
+
+/** The back office's questions to one service (every service answers the same routes). */
+export function serviceAdmin(service: string) {
+  const made = createClient<NotificationPaths>({ baseUrl: `${API_BASE}/services/${service}` });
+  made.use(bearer);
+  return made;
+}
 
 /** The API's one error shape: {"error": {"code", "message", "details"}}. */
 export class ApiError extends Error {

@@ -13,6 +13,7 @@ export function Staff({ title, children }: { title: string; children: ReactNode 
         </NavLink>
         <NavLink to="/admin/products">Products</NavLink>
         <NavLink to="/admin/import">Import</NavLink>
+        <NavLink to="/admin/health">Health</NavLink>
       </nav>
       <h1>{title}</h1>
       <SignedIn>

@@ -1,0 +1,115 @@
+"""What the back office asks every service, through the gateway's
+``/api/v1/services/<service>/admin/...`` (administrators only):
+
+- ``GET /admin/status``: the service's readiness checks, its queue (messages waiting,
+  consumers) and its parked messages (how many, and the first ``limit`` with their errors);
+- ``POST /admin/parked/replay``: parked messages back onto its queue (one by ``messageId``, or
+  all), as ``make dlq-replay`` does.
+
+A service that consumes no events (user_service) has no queue: ``queue`` is null."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+
+from shared_events.events import CamelModel
+from shared_events.parking import (
+    ParkedMessage,
+    UnknownService,
+    list_parked,
+    queue_state,
+    replay_parked,
+)
+from shared_runtime.auth import AdminUser
+from shared_runtime.errors import ApiError
+from shared_runtime.health import readiness
+
+router = APIRouter(prefix="/admin", tags=["back office"])
+
+
+class Parked(CamelModel):
+    message_id: str | None
+    event_type: str | None
+    correlation_id: str | None
+    attempts: int
+    error: str
+    failed_at: str
+    body: str
+
+
+class QueueOut(CamelModel):
+    name: str
+    messages: int
+    consumers: int
+    parked: int
+
+
+class ServiceStatus(CamelModel):
+    service: str
+    ready: bool
+    checks: dict[str, str]
+    queue: QueueOut | None
+    parked: list[Parked]
+
+
+class ReplayRequest(CamelModel):
+    message_id: str | None = Field(default=None, max_length=200)
+
+
+class ReplayOut(CamelModel):
+    moved: int
+    remaining: int
+
+
+def _consumes(request: Request) -> bool:
+    return getattr(request.app.state, "consumer", None) is not None
+
+
+@router.post("/parked/replay", response_model=ReplayOut)
+async def replay(request: Request, _: AdminUser, body: ReplayRequest | None = None) -> ReplayOut:
+    """Parked messages back onto the service's queue with a fresh attempt count: the one
+    ``messageId`` names, or all of them. ``moved`` 0 with a ``messageId``: no such message
+    is parked (any more)."""
+    settings = request.app.state.settings
+    if not _consumes(request):
+        raise ApiError(404, "no_queue", f"{settings.service_name} consumes no events.")
+    message_id = body.message_id if body else None
+    try:
+        done = await replay_parked(
+            settings.amqp_url, settings.service_name, limit=1 if message_id else None,
+            message_id=message_id,
+        )  # fmt: skip
+    except UnknownService as exc:
+        raise ApiError(503, "queue_unavailable", str(exc)) from exc
+    return ReplayOut(moved=done.moved, remaining=done.remaining)
+
+
+@router.get("/status", response_model=ServiceStatus)
+async def status(
+    request: Request, _: AdminUser, limit: Annotated[int, Query(ge=0, le=100)] = 20
+) -> ServiceStatus:
+    settings = request.app.state.settings
+    checks = await readiness(request.app)
+    queue, parked = None, []
+    if _consumes(request):
+        try:
+            state = await queue_state(settings.amqp_url, settings.service_name)
+            found = await list_parked(settings.amqp_url, settings.service_name, limit)
+        except UnknownService as exc:
+            raise ApiError(503, "queue_unavailable", str(exc)) from exc
+        queue = QueueOut(name=settings.service_name, **state)
+        parked = [Parked(**_fields(p)) for p in found]
+    return ServiceStatus(
+        service=settings.service_name,
+        ready=all(state == "ok" for state in checks.values()),
+        checks=checks,
+        queue=queue,
+        parked=parked,
+    )
+
+
+def _fields(message: ParkedMessage) -> dict[str, Any]:
+    return dict(message.__dict__)

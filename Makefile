@@ -35,6 +35,8 @@ dev:
 	@$(PY) scripts/local_secrets.py
 	@$(STACK) start --name dev --gateway-port 8080 $(if $(REPLICAS),--replicas $(REPLICAS))
 	@echo
+	@echo "  storefront         http://localhost:8080/"
+	@echo "  back office        http://localhost:8080/admin   (an administrator: make create-admin)"
 	@echo "  API gateway        http://localhost:8080/api/v1   (e.g. curl localhost:8080/health)"
 	@echo "  API docs           http://localhost:8080/api/v1/docs   (every service, Swagger UI)"
 	@echo "  RabbitMQ UI        http://localhost:15672  (guest/guest)"

@@ -27,7 +27,7 @@ from product_service.schemas import (
     Sort,
 )
 from shared_core.fields import MAX_CART_LINES
-from shared_runtime.auth import AdminUser
+from shared_runtime.auth import AdminUser, current_user
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
 
@@ -44,6 +44,20 @@ def _public(request: Request, body: bytes) -> Response:
     """A catalog answer that is the same for every reader, marked so the gateway may keep it
     (nginx/routes.conf: never for requests that carry a token)."""
     return Response(body, media_type=JSON, headers=request.app.state.public_headers)
+
+
+def _page_json(products: list, total: int, capped: bool, page: int, page_size: int) -> bytes:
+    return (
+        ProductPage(
+            items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
+            total=total,
+            total_capped=capped,
+            page=page,
+            page_size=page_size,
+        )
+        .model_dump_json(by_alias=True)
+        .encode()
+    )
 
 
 def _product_json(product: object) -> bytes:
@@ -64,8 +78,25 @@ async def list_products(
     sort: Sort | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+    include_inactive: Annotated[
+        bool,
+        Query(
+            alias="includeInactive",
+            description="Administrators only (with their token): products taken off sale too.",
+        ),
+    ] = False,
 ) -> Response:
-    query = search_query(search, category, min_price, max_price, sort, page, page_size)
+    if include_inactive:
+        user = await current_user(request, None)
+        if not user.is_admin:
+            raise ApiError(403, "forbidden", "includeInactive is for administrators.")
+    query = search_query(
+        search, category, min_price, max_price, sort, page, page_size, include_inactive
+    )
+    if include_inactive:  # the back office's view: never cached, never public
+        async with request.app.state.sessionmaker() as session:
+            products, total, capped = await service.search_products(session, query)
+        return Response(_page_json(products, total, capped, page, page_size), media_type=JSON)
     cache = _cache(request)
     key, cached = await cache.get_page(query.cache_params())
     if cached is not None:
@@ -73,17 +104,7 @@ async def list_products(
     # A session only on a miss: a cache hit never touches the database pool.
     async with request.app.state.sessionmaker() as session:
         products, total, capped = await service.search_products(session, query)
-    body = (
-        ProductPage(
-            items=[ProductOut.model_validate(p, from_attributes=True) for p in products],
-            total=total,
-            total_capped=capped,
-            page=page,
-            page_size=page_size,
-        )
-        .model_dump_json(by_alias=True)
-        .encode()
-    )
+    body = _page_json(products, total, capped, page, page_size)
     await cache.set(key, body)
     return _public(request, body)
 

@@ -63,6 +63,7 @@ class SearchQuery:
     sort: str
     page: int
     page_size: int
+    include_inactive: bool = False  # administrators: products taken off sale too
 
     def cache_params(self) -> dict[str, Any]:
         return {k: (str(v) if v is not None else None) for k, v in self.__dict__.items()}
@@ -76,6 +77,7 @@ def search_query(
     sort: str | None,
     page: int,
     page_size: int,
+    include_inactive: bool = False,
 ) -> SearchQuery:
     """A blank search is no search; without a sort, results come by relevance when there
     are search words and newest first otherwise."""
@@ -95,6 +97,7 @@ def search_query(
         sort=sort or ("relevance" if words else "newest"),
         page=page,
         page_size=page_size,
+        include_inactive=include_inactive,
     )
 
 

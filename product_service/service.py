@@ -156,7 +156,7 @@ async def set_inventory(
 def search_statements(query: SearchQuery) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """The catalog search as two statements: the count of matches (up to MATCH_CAP + 1) and
     the page. ``make bench-scale`` explains them as they are run."""
-    conditions: list[Any] = [Product.active.is_(True)]
+    conditions: list[Any] = [] if query.include_inactive else [Product.active.is_(True)]
     ts_query = None
     if query.search:
         ts_query = sa.func.websearch_to_tsquery("english", query.search)

@@ -90,7 +90,7 @@ fi
 
 # Node packages, exactly as package-lock.json pins them; reinstalled only when the lock changed.
 if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
-  say "installing the Node tools (npm ci)"
+  say "installing the Node packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   cp package-lock.json node_modules/.installed-lock
 fi
@@ -98,6 +98,7 @@ fi
 # only when a source changed since the last build.
 if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/vite.config.ts \
   web/tsconfig.json package-lock.json -newer web/dist/index.html -print -quit)" ]; then
+  say "building the storefront (web/ into web/dist)"
   if ! built=$(npm run --silent build 2>&1); then
     echo "$built" >&2
     exit 1

@@ -88,6 +88,12 @@ async def test_the_shop_edits_stock_and_imports_a_file_with_a_bad_line(page, gat
     await expect(page.get_by_role("status")).to_have_text("Saved.")
     assert (await product_state(gateway, admin, product["id"]))["availableQuantity"] == 42
     await photographed(page, "admin-products")
+    await row.get_by_role("button", name="Take off sale").click()
+    await expect(row.get_by_text("Off sale", exact=True)).to_be_visible()  # listed for the staff
+    assert (await product_state(gateway, admin, product["id"]))["active"] is False
+    await row.get_by_role("button", name="Put on sale").click()
+    await expect(row.get_by_role("button", name="Take off sale")).to_be_visible()
+    assert (await product_state(gateway, admin, product["id"]))["active"] is True
 
     tag = uuid.uuid4().hex[:8].upper()
     csv = (

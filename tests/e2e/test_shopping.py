@@ -186,3 +186,29 @@ async def test_fill_change_and_empty_a_cart(gateway):
     assert (await gateway.delete("/cart", headers=shopper)).status_code == 204
     assert (await gateway.get("/cart", headers=shopper)).json()["items"] == []
     assert (await gateway.get("/cart")).status_code == 401
+
+
+async def test_only_administrators_list_products_taken_off_sale(gateway, admin_token, customer):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    tag = uuid.uuid4().hex[:10]
+    made = await gateway.post(
+        "/products",
+        json={"sku": f"OFF-{tag}", "name": f"Retired Teapot {tag}", "category": "kitchen",
+              "price": "9.00", "currency": "EUR", "quantity": 1},
+        headers=admin,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert (
+        await gateway.delete(f"/products/{made.json()['id']}", headers=admin)
+    ).status_code == 204
+    query = {"search": f"Retired Teapot {tag}", "includeInactive": "true"}
+
+    public = await gateway.get("/products", params={"search": query["search"]})
+    assert public.json()["total"] == 0  # shoppers never see it
+    for headers, status in [({}, 401), (customer, 403)]:
+        refused = await gateway.get("/products", params=query, headers=headers)
+        assert refused.status_code == status, refused.text
+        assert error_of(refused)
+    listed = await gateway.get("/products", params=query, headers=admin)
+    assert [(p["id"], p["active"]) for p in listed.json()["items"]] == [(made.json()["id"], False)]
+    assert "public" not in listed.headers.get("cache-control", "")  # the back office's, unshared

@@ -678,6 +678,8 @@ export interface operations {
                 sort?: ("relevance" | "newest" | "price" | "-price" | "name" | "-name") | null;
                 page?: number;
                 pageSize?: number;
+                /** @description Administrators only (with their token): products taken off sale too. */
+                includeInactive?: boolean;
             };
             header?: never;
             path?: never;

@@ -38,7 +38,8 @@ function ProductAdmin() {
   const [created, setCreated] = useState<string | null>(null);
 
   useEffect(() => {
-    ok(products.GET("/products", { params: { query: { search: search || undefined, pageSize: 50, sort: "newest" } } })).then(
+    const query = { search: search || undefined, pageSize: 50, sort: "newest" as const, includeInactive: true };
+    ok(products.GET("/products", { params: { query } })).then(
       (page) => setItems(page.items),
       setError,
     );
@@ -125,9 +126,11 @@ function ProductRow({ product, onChange }: { product: Product; onChange: () => v
     });
   }
 
-  function deactivate() {
+  function setOnSale(active: boolean) {
+    const path = { params: { path: { product_id: product.id } } };
     void saving.run(async () => {
-      await ok(products.DELETE("/products/{product_id}", { params: { path: { product_id: product.id } } }));
+      if (active) await ok(products.PATCH("/products/{product_id}", { ...path, body: { active: true } }));
+      else await ok(products.DELETE("/products/{product_id}", path));
       onChange();
     });
   }
@@ -149,9 +152,16 @@ function ProductRow({ product, onChange }: { product: Product; onChange: () => v
         <button type="submit" disabled={saving.busy}>
           Save
         </button>
-        <button type="button" className="danger" disabled={saving.busy} onClick={deactivate}>
-          Take off sale
-        </button>
+        {product.active ? (
+          <button type="button" className="danger" disabled={saving.busy} onClick={() => setOnSale(false)}>
+            Take off sale
+          </button>
+        ) : (
+          <button type="button" disabled={saving.busy} onClick={() => setOnSale(true)}>
+            Put on sale
+          </button>
+        )}
+        {!product.active && <span className="problem">Off sale</span>}
         <span className="hint">now {money(product.price, product.currency)}</span>
       </form>
       <Problem error={saving.error} />

@@ -56,7 +56,10 @@ def test_every_change_is_tested_and_only_main_deploys_after_a_smoke_test():
     assert flow["on"]["push"]["branches"] == ["main"] and "pull_request" in flow["on"]
     assert flow["permissions"] == {"contents": "read"}
     jobs = flow["jobs"]
-    assert [s.get("run") for s in steps(jobs["test"])][-1] == "bash .ci/run"
+    test_steps = steps(jobs["test"])
+    assert [s.get("run") for s in test_steps if "run" in s] == ["bash .ci/run"]
+    [upload] = [s for s in test_steps if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert upload["if"] == "always()" and upload["with"]["path"] == ".run/test/screenshots/"
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert jobs["image"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
     assert jobs["image"]["permissions"]["packages"] == "write"

@@ -163,7 +163,7 @@ async def order_events(
     CONFIRMED or CANCELLED with its reason, SHIPPED with the tracking number), pushed by the
     server. After a reconnect with `Last-Event-ID`, it is sent at once only if it changed
     meanwhile. The caller's own orders only (an admin's: any)."""
-    await service.visible_order(session, user, order_id)  # 404 for anyone else's order
+    await service.visible_order(session, user, order_id, whole=False)  # 404 for anyone else's
     app = request.app
     changes: OrderChanges = app.state.order_changes
     changes.admit(user.user_id)

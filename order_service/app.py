@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 from order_service.api import router
 from order_service.handlers import build_handlers
@@ -36,10 +35,8 @@ async def _on_startup(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.sweeper = DeadlineSweeper(app.state.sessionmaker, settings.sweep_interval_s)
     app.state.sweeper.start()
-    dsn = make_url(settings.database_url).set(drivername="postgresql")
-    app.state.order_changes = OrderChanges(
-        dsn.render_as_string(hide_password=False), settings.streams_per_user
-    )
+    # LISTEN on the same connection string as the outbox relay's (asyncpg, no SQLAlchemy).
+    app.state.order_changes = OrderChanges(app.state.relay.listen_dsn, settings.streams_per_user)
     app.state.order_changes.start()
 
 

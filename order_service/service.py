@@ -208,9 +208,12 @@ async def place_order(
 # --- reading ---------------------------------------------------------------------------------
 
 
-async def visible_order(session: AsyncSession, user: Claims, order_id: uuid.UUID) -> Order:
-    """The order, if the caller placed it or is an admin."""
-    order = await session.get(Order, order_id, options=_with_everything())
+async def visible_order(
+    session: AsyncSession, user: Claims, order_id: uuid.UUID, *, whole: bool = True
+) -> Order:
+    """The order, if the caller placed it or is an admin; with ``whole=False`` its row alone
+    (its lines and timeline are not loaded)."""
+    order = await session.get(Order, order_id, options=_with_everything() if whole else ())
     if order is None or (order.user_id != user.user_id and not user.is_admin):
         raise OrderNotFound("No order with this id.")
     return order

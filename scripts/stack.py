@@ -1,7 +1,7 @@
 """Start, stop and inspect a local stack: the services as processes and the nginx gateway.
 
     python scripts/stack.py start [--name dev] [--gateway-port 8080] [--port-offset 0]
-        [--replicas 2 | --replicas order_service=3,payment_service=2]
+        [--pg-port 5432] [--replicas 2 | --replicas order_service=3,payment_service=2]
     python scripts/stack.py stop [--name dev]
     python scripts/stack.py status [--name dev]
 
@@ -220,10 +220,11 @@ def service_env(args: argparse.Namespace, service: str, replica: int = 0) -> dic
         # (run as the local superuser) create the role and hand it the database.
         env.setdefault(
             f"{prefix}_DATABASE_URL",
-            f"postgresql+asyncpg://{service}@127.0.0.1:5432/{database}{args.db_suffix}",
+            f"postgresql+asyncpg://{service}@127.0.0.1:{args.pg_port}/{database}{args.db_suffix}",
         )
         env.setdefault(
-            f"{prefix}_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+            f"{prefix}_DATABASE_ADMIN_URL",
+            f"postgresql://postgres@127.0.0.1:{args.pg_port}/postgres",
         )
     if service != "user_service":  # the others check tokens against it (shared_runtime.auth)
         env.setdefault("USER_SERVICE_URL", SERVICES["user_service"].url(args.port_offset))
@@ -349,6 +350,9 @@ def main() -> None:
     parser.add_argument("--port-offset", type=int, default=0)
     parser.add_argument("--db-suffix", default="")
     parser.add_argument("--amqp-url", default=None)
+    parser.add_argument(
+        "--pg-port", type=int, default=5432, help="the local PostgreSQL cluster's port"
+    )
     parser.add_argument(
         "--replicas",
         type=replica_counts,

@@ -64,42 +64,50 @@ async def _require_queues(connection: aio_pika.abc.AbstractConnection, service: 
     return queue.declaration_result.message_count
 
 
-async def queue_state(amqp_url: str, service: str) -> dict[str, int]:
-    """The service queue's waiting messages and consumers, and how many are parked."""
+async def _peek(
+    connection: aio_pika.abc.AbstractConnection, service: str, limit: int
+) -> list[ParkedMessage]:
+    """Up to ``limit`` parked messages, fetched unacknowledged: they go back to the queue when
+    the channel closes."""
+    channel = await connection.channel()
+    queue = await channel.get_queue(parked_queue_name(service), ensure=False)
+    found = []
+    for _ in range(limit):
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            break
+        found.append(_describe(message))
+    await channel.close()
+    return found
+
+
+async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[ParkedMessage]:
+    """Read up to ``limit`` parked messages without removing them."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        parked = await _require_queues(connection, service)
-        channel = await connection.channel()
-        queue = await channel.declare_queue(service, passive=True)
-        result = queue.declaration_result
-        await channel.close()
-        return {
-            "messages": int(result.message_count or 0),
-            "consumers": int(result.consumer_count or 0),
-            "parked": parked,
-        }
+        await _require_queues(connection, service)
+        return await _peek(connection, service, limit)
     finally:
         await connection.close()
 
 
-async def list_parked(amqp_url: str, service: str, limit: int = 100) -> list[ParkedMessage]:
-    """Read up to ``limit`` parked messages without removing them.
-
-    Messages are fetched unacknowledged and returned to the queue when the channel closes.
-    """
+async def inspect(
+    amqp_url: str, service: str, limit: int
+) -> tuple[dict[str, int], list[ParkedMessage]]:
+    """On one connection: the service queue's waiting messages and consumers, how many are
+    parked, and up to ``limit`` of those (left parked)."""
     connection = await aio_pika.connect(amqp_url)
     try:
-        await _require_queues(connection, service)
+        parked = await _require_queues(connection, service)
         channel = await connection.channel()
-        queue = await channel.get_queue(parked_queue_name(service), ensure=False)
-        found = []
-        for _ in range(limit):
-            message = await queue.get(no_ack=False, fail=False)
-            if message is None:
-                break
-            found.append(_describe(message))
-        await channel.close()  # unacked messages go back to the queue
-        return found
+        result = (await channel.declare_queue(service, passive=True)).declaration_result
+        await channel.close()
+        state = {
+            "messages": int(result.message_count or 0),
+            "consumers": int(result.consumer_count or 0),
+            "parked": parked,
+        }
+        return state, await _peek(connection, service, limit)
     finally:
         await connection.close()
 

@@ -10,17 +10,15 @@ A service that consumes no events (user_service) has no queue: ``queue`` is null
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 
 from shared_events.events import CamelModel
 from shared_events.parking import (
-    ParkedMessage,
     UnknownService,
-    list_parked,
-    queue_state,
+    inspect,
     replay_parked,
 )
 from shared_runtime.auth import AdminUser
@@ -96,12 +94,11 @@ async def status(
     queue, parked = None, []
     if _consumes(request):
         try:
-            state = await queue_state(settings.amqp_url, settings.service_name)
-            found = await list_parked(settings.amqp_url, settings.service_name, limit)
+            state, found = await inspect(settings.amqp_url, settings.service_name, limit)
         except UnknownService as exc:
             raise ApiError(503, "queue_unavailable", str(exc)) from exc
         queue = QueueOut(name=settings.service_name, **state)
-        parked = [Parked(**_fields(p)) for p in found]
+        parked = [Parked.model_validate(p, from_attributes=True) for p in found]
     return ServiceStatus(
         service=settings.service_name,
         ready=all(state == "ok" for state in checks.values()),
@@ -109,7 +106,3 @@ async def status(
         queue=queue,
         parked=parked,
     )
-
-
-def _fields(message: ParkedMessage) -> dict[str, Any]:
-    return dict(message.__dict__)

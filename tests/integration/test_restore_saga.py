@@ -38,29 +38,17 @@ PORT_OFFSET = 20000
 RUN = ROOT / ".run" / NAME
 
 
-def stack_env(cluster: pitr.Cluster) -> dict[str, str]:
-    """Each service pointed at the test's cluster, vhost and Redis database."""
-    env = dict(os.environ, REDIS_URL=REDIS_URL, GATEWAY_API_RATE="100000r/s", AMQP_URL=AMQP_URL)
-    for service, info in SERVICES.items():
-        if info.database:
-            env[f"{info.env_prefix}_DATABASE_URL"] = (
-                f"postgresql+asyncpg://{service}@127.0.0.1:{cluster.port}/{info.database}"
-            )
-            env[f"{info.env_prefix}_DATABASE_ADMIN_URL"] = (
-                f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
-            )
-    return env
-
-
 def stack(cluster: pitr.Cluster, command: str) -> None:
     """scripts/stack.py start|stop for this test's stack."""
     args = ["--name", NAME, "--gateway-port", str(GATEWAY_PORT)]
     args += ["--port-offset", str(PORT_OFFSET), "--amqp-url", AMQP_URL]
+    args += ["--pg-port", str(cluster.port)]
+    env = dict(os.environ, REDIS_URL=REDIS_URL, GATEWAY_API_RATE="100000r/s")
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "stack.py"), command, *args],
         check=True,
         cwd=ROOT,
-        env=stack_env(cluster),
+        env=env,
         capture_output=True,
     )
 

@@ -4,8 +4,8 @@ revocation, and the refusals they give."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
+from math import ceil
 from typing import Protocol
 
 from shared_core.errors import Conflict, Forbidden, NotFound, Throttled, Unauthenticated
@@ -57,20 +57,82 @@ def fits_bcrypt(password: str) -> bool:
 
 @dataclass(frozen=True)
 class FailureCount:
-    """Failed attempts counted under one key, and the seconds until that count expires (as
-    Redis says it: -1 when the key has no expiry, -2 when there is none)."""
+    """Attempts counted under one key, this one included, and the seconds until that count
+    expires (as Redis says it: -1 when the key has no expiry, -2 when there is none)."""
 
     failures: int
     ttl_s: int
 
 
-def check_attempts(counts: Mapping[str, FailureCount], limits: Mapping[str, int]) -> None:
-    """Refuse while any count (per e-mail, per client IP) has reached its limit, until it
-    expires. The first one reached, in the order given, says how long to wait."""
-    for kind, count in counts.items():
-        if count.failures >= limits[kind]:
-            # A count whose expiry is unknown or past still waits a second, never zero.
-            raise TooManyAttempts("Too many failed logins. Try again later.", max(count.ttl_s, 1))
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """How failed logins are throttled (docs/ARCHITECTURE.md, "Throttling logins").
+
+    An account from one client address (``per_account_ip``) and one address over every
+    account (``per_ip``) are locked out once they reach their limit, for ``window_s``, then
+    twice that the next time within a day, and so on: only the address that guessed is
+    refused. An account guessed at from many addresses is never locked: once it has
+    ``slow_after`` failures, its password is checked for addresses it was never opened from
+    at most once per spacing (``delay_s``, doubling per further failure up to ``delay_cap_s``);
+    a login waits for its turn up to ``max_wait_s``, else is told when to come back."""
+
+    per_account_ip: int = 5
+    per_ip: int = 20
+    window_s: int = 900
+    slow_after: int = 10
+    delay_s: float = 1.0
+    delay_cap_s: float = 30.0
+    max_wait_s: float = 5.0
+    lockout_cap_s: int = 24 * 3600
+
+
+@dataclass(frozen=True)
+class AttemptCounts:
+    """What is known when an attempt comes in, the attempt already counted: per account and
+    address, per address, the account's recent failures from everywhere, and whether the
+    account was opened from this address before."""
+
+    account_ip: FailureCount
+    ip: FailureCount
+    account_failures: int
+    known_ip: bool
+
+
+def _locked(count: FailureCount) -> TooManyAttempts:
+    # A count whose expiry is unknown or past still waits a second, never zero.
+    return TooManyAttempts("Too many failed logins. Try again later.", max(count.ttl_s, 1))
+
+
+def admit_attempt(counts: AttemptCounts, limits: ThrottleLimits) -> float:
+    """Refuse an attempt over a limit (the account from this address first, then the address);
+    else the seconds the account's checks must be spaced by (0: not at all)."""
+    if counts.account_ip.failures > limits.per_account_ip:
+        raise _locked(counts.account_ip)
+    if counts.ip.failures > limits.per_ip:
+        raise _locked(counts.ip)
+    return account_spacing(counts.account_failures, counts.known_ip, limits)
+
+
+def account_spacing(failures: int, known_ip: bool, limits: ThrottleLimits) -> float:
+    """The short, growing delay between password checks of an account guessed at from many
+    addresses; none from an address the account was opened from, so its owner is not held."""
+    if known_ip or failures < limits.slow_after:
+        return 0.0
+    doublings = min(failures - limits.slow_after, 64)  # past the cap long before
+    return min(limits.delay_s * 2.0**doublings, limits.delay_cap_s)
+
+
+def turn_refused(wait_s: float) -> TooManyAttempts:
+    """The account's checks are booked further ahead than a login may wait."""
+    return TooManyAttempts(
+        "This account is receiving many failed logins; try again shortly.", max(ceil(wait_s), 1)
+    )
+
+
+def lockout_s(strikes: int, limits: ThrottleLimits) -> int:
+    """How long a key stays locked the ``strikes``-th time it reaches its limit in a day."""
+    doublings = min(max(strikes - 1, 0), 32)
+    return int(min(limits.window_s * 2**doublings, limits.lockout_cap_s))
 
 
 def wrong_password() -> InvalidPassword:

@@ -134,7 +134,7 @@ async def test_wrong_password_and_unknown_email_look_the_same(gateway: httpx.Asy
     assert error_of(wrong) == error_of(unknown)
 
 
-async def test_repeated_failures_for_one_email_are_throttled(gateway: httpx.AsyncClient):
+async def test_repeated_failures_lock_out_the_guessing_address_only(gateway: httpx.AsyncClient):
     email = new_email()
     await register(gateway, email)
     statuses = []
@@ -145,9 +145,15 @@ async def test_repeated_failures_for_one_email_are_throttled(gateway: httpx.Asyn
         statuses.append(response.status_code)
     assert statuses == [401] * 5 + [429]
     assert "Retry-After" in response.headers
-    # Even the right password waits out the window.
+    # Even the right password waits out the window, from the address that guessed...
     right = await gateway.post("/users/login", json={"email": email, "password": "correct-horse"})
     assert right.status_code == 429
+    # ...but not from another: the gateway tells the service who the client is, and no one
+    # can lock an account's owner out by guessing from somewhere else.
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=gateway.base_url, transport=elsewhere) as owner:
+        login = await owner.post("/users/login", json={"email": email, "password": "correct-horse"})
+    assert login.status_code == 200
 
 
 @pytest.mark.parametrize(

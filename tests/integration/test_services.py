@@ -183,36 +183,6 @@ async def test_sendgrid_refusal_is_a_provider_error(sendgrid: FakeSendGrid):
         await provider.send(EmailMessage(to="a@example.com", subject="s", text="t"))
 
 
-async def test_login_is_throttled_per_client_ip():
-    app = create_user_app(user_settings(login_failures_per_ip=3, login_failures_per_email=100))
-    ip, other_ip = "203.0.113.10", "198.51.100.7"
-    async with running(app) as client:
-        for address in (ip, other_ip):
-            await app.state.redis.delete(f"login-failures:ip:{address}")
-        for _ in range(3):
-            response = await client.post(
-                "/users/login",
-                json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
-                headers={"X-Real-IP": ip},
-            )
-            assert response.status_code == 401
-        response = await client.post(
-            "/users/login",
-            json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
-            headers={"X-Real-IP": ip},
-        )
-        assert response.status_code == 429
-        assert error_of(response)["code"] == "too_many_attempts"
-        assert int(response.headers["Retry-After"]) > 0
-        # Another client is not affected.
-        other = await client.post(
-            "/users/login",
-            json={"email": f"{uuid.uuid4().hex}@example.com", "password": "wrong-password"},
-            headers={"X-Real-IP": other_ip},
-        )
-        assert other.status_code == 401
-
-
 async def test_ready_names_the_broker_while_it_is_down_and_recovers():
     app = create_user_app(user_settings())
     async with running(app) as client:

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared_core.errors import DomainError
@@ -21,7 +23,7 @@ class Account:
     active: bool = True
 
 
-LIMITS = {"email": 5, "ip": 20}
+LIMITS = domain.ThrottleLimits()
 
 
 @pytest.mark.parametrize(
@@ -57,39 +59,78 @@ def test_a_new_password_bcrypt_would_truncate_is_refused_by_the_schema():
     assert ok.new_password == "é" * 36
 
 
-def test_counts_under_their_limits_let_the_login_through():
-    counts = {"email": domain.FailureCount(4, 600), "ip": domain.FailureCount(19, 600)}
-    domain.check_attempts(counts, LIMITS)
-    domain.check_attempts({}, LIMITS)
+def counts(
+    account_ip: int = 1,
+    ip: int = 1,
+    account_failures: int = 0,
+    known_ip: bool = False,
+    ttl_s: int = 600,
+) -> domain.AttemptCounts:
+    return domain.AttemptCounts(
+        account_ip=domain.FailureCount(account_ip, ttl_s),
+        ip=domain.FailureCount(ip, ttl_s),
+        account_failures=account_failures,
+        known_ip=known_ip,
+    )
 
 
-@pytest.mark.parametrize("kind", ["email", "ip"])
-def test_a_count_at_its_limit_refuses_until_it_expires(kind):
-    counts = {kind: domain.FailureCount(LIMITS[kind], 437)}
+def test_attempts_within_their_limits_are_checked_at_once():
+    assert domain.admit_attempt(counts(5, 20, 9), LIMITS) == 0.0
+    assert domain.admit_attempt(counts(), LIMITS) == 0.0
+
+
+@pytest.mark.parametrize(("account_ip", "ip"), [(6, 1), (1, 21), (6, 21)])
+def test_an_attempt_over_a_limit_is_refused_until_its_count_expires(account_ip, ip):
     with pytest.raises(domain.TooManyAttempts) as refused:
-        domain.check_attempts(counts, LIMITS)
+        domain.admit_attempt(counts(account_ip, ip, ttl_s=437), LIMITS)
     assert refused.value.retry_after_s == 437
     assert refused.value.details == {"retryAfterSeconds": 437}
     assert refused.value.code == "too_many_attempts"
     assert refused.value.message == "Too many failed logins. Try again later."
 
 
-def test_the_first_count_reached_says_how_long_to_wait():
-    counts = {"email": domain.FailureCount(9, 30), "ip": domain.FailureCount(25, 800)}
-    with pytest.raises(domain.TooManyAttempts) as refused:
-        domain.check_attempts(counts, LIMITS)
-    assert refused.value.retry_after_s == 30
-    only_ip = {"email": domain.FailureCount(1, 30), "ip": domain.FailureCount(25, 800)}
-    with pytest.raises(domain.TooManyAttempts) as refused:
-        domain.check_attempts(only_ip, LIMITS)
-    assert refused.value.retry_after_s == 800
-
-
 @pytest.mark.parametrize("ttl_s", [-2, -1, 0])
 def test_a_count_with_no_expiry_left_still_waits_a_second(ttl_s):
     with pytest.raises(domain.TooManyAttempts) as refused:
-        domain.check_attempts({"email": domain.FailureCount(5, ttl_s)}, LIMITS)
+        domain.admit_attempt(counts(account_ip=6, ttl_s=ttl_s), LIMITS)
     assert refused.value.retry_after_s == 1
+
+
+def test_an_account_guessed_at_from_everywhere_is_slowed_never_locked():
+    # Below the threshold nothing; then a delay that doubles per failure, up to its cap.
+    spacing = [domain.admit_attempt(counts(account_failures=n), LIMITS) for n in range(8, 20)]
+    assert spacing[:2] == [0.0, 0.0]
+    assert spacing[2:8] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert set(spacing[8:]) == {30.0}
+    # Its owner, from an address it was opened from before, is not held at all.
+    assert domain.admit_attempt(counts(account_failures=1000, known_ip=True), LIMITS) == 0.0
+
+
+def test_a_turn_too_far_ahead_says_when_to_come_back():
+    refused = domain.turn_refused(7.2)
+    assert refused.retry_after_s == 8
+    assert refused.code == "too_many_attempts"
+    assert domain.turn_refused(0.1).retry_after_s == 1
+
+
+def test_each_lockout_in_a_day_lasts_twice_the_one_before_up_to_a_day():
+    assert [domain.lockout_s(n, LIMITS) for n in (1, 2, 3, 4)] == [900, 1800, 3600, 7200]
+    assert domain.lockout_s(12, LIMITS) == 24 * 3600
+    assert domain.lockout_s(0, LIMITS) == 900
+
+
+@given(
+    st.integers(0, 10_000),
+    st.booleans(),
+    st.integers(1, 50),
+    st.floats(0.01, 60),
+    st.floats(0.01, 600),
+)
+def test_the_spacing_is_never_negative_nor_over_its_cap(failures, known, after, delay, cap):
+    limits = domain.ThrottleLimits(slow_after=after, delay_s=delay, delay_cap_s=cap)
+    spacing = domain.account_spacing(failures, known, limits)
+    assert 0.0 <= spacing <= cap
+    assert (spacing == 0.0) == (known or failures < after)
 
 
 def test_revoking_tokens_moves_the_version_on():

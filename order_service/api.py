@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from order_service.schemas import (
     PlaceOrder,
     ShipOrder,
 )
-from shared_runtime.auth import AdminUser, CurrentUser
+from shared_runtime.auth import AdminUser, CurrentUser, TokenStates
 from shared_runtime.db import SessionDep
 from shared_runtime.errors import ApiError
 
@@ -166,7 +167,8 @@ async def order_events(
     await service.visible_order(session, user, order_id, whole=False)  # 404 for anyone else's
     app = request.app
     changes: OrderChanges = app.state.order_changes
-    changes.admit(user.user_id)
+    token_states: TokenStates = app.state.token_states
+    watch = changes.open(order_id, user.user_id)
 
     async def read() -> tuple[int, dict[str, Any]]:
         async with app.state.sessionmaker() as reading:
@@ -174,23 +176,42 @@ async def order_events(
         newest = max((step.id for step in order.timeline), default=0)
         return newest, order_out(order).model_dump(mode="json", by_alias=True)
 
+    async def authorise(account_changed: bool) -> tuple[str, str] | None:
+        if account_changed:
+            token_states.forget(user.user_id)
+        try:
+            await token_states.check(user)
+        except ApiError as refused:
+            if refused.status_code == 401:
+                return refused.code, refused.message
+            # user_service cannot say right now (503): the stream goes on, asks again later.
+        return None
+
     def stopping() -> bool:
         return bool(getattr(getattr(app.state, "server", None), "should_exit", False))
 
     async def events() -> AsyncIterator[bytes]:
-        with changes.watch(order_id, user.user_id) as woken:
+        try:
             stream = order_stream(
-                woken,
+                watch,
                 read,
-                int(last_event_id) if last_event_id else None,
-                stopping,
-                app.state.settings.stream_keep_alive_s,
+                authorise,
+                last_event_id=int(last_event_id) if last_event_id else None,
+                stopping=stopping,
+                keep_alive_s=app.state.settings.stream_keep_alive_s,
+                expires_at=user.exp,
             )
             async for chunk in stream:
                 yield chunk
+        finally:
+            changes.close(watch)
 
+    body = events()
+    # A response never sent (the client left first) never starts its body: its place is
+    # freed when the body is dropped.
+    weakref.finalize(body, changes.close, watch)
     return StreamingResponse(
-        events(),
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

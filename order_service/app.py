@@ -26,8 +26,10 @@ class Settings(ServiceSettings):
     cart_service_url: str = SERVICES["cart_service"].url()
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
-    # Live order streams (GET /orders/{id}/events): open at once per customer, per process.
+    # Live order streams (GET /orders/{id}/events): open at once per customer, and in all,
+    # per process.
     streams_per_user: int = Field(5, ge=1, le=100)
+    streams_in_all: int = Field(2000, ge=1, le=100_000)
     stream_keep_alive_s: float = Field(15.0, gt=0, le=60)
 
 
@@ -36,7 +38,9 @@ async def _on_startup(app: FastAPI) -> None:
     app.state.sweeper = DeadlineSweeper(app.state.sessionmaker, settings.sweep_interval_s)
     app.state.sweeper.start()
     # LISTEN on the same connection string as the outbox relay's (asyncpg, no SQLAlchemy).
-    app.state.order_changes = OrderChanges(app.state.relay.listen_dsn, settings.streams_per_user)
+    app.state.order_changes = OrderChanges(
+        app.state.relay.listen_dsn, settings.streams_per_user, settings.streams_in_all
+    )
     app.state.order_changes.start()
 
 

@@ -13,6 +13,7 @@ from shared_events.events import (
     StockReservationFailed,
     StockReserved,
     UserDeleted,
+    UserTokensRevoked,
 )
 
 
@@ -34,6 +35,13 @@ async def on_payment_processed(
 
 async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: EventContext) -> None:
     await service.erase_customer(session, event)
+    await service.end_streams(session, event.user_id)
+
+
+async def on_user_tokens_revoked(
+    session: AsyncSession, event: UserTokensRevoked, _: EventContext
+) -> None:
+    await service.end_streams(session, event.user_id)
 
 
 def build_handlers(_: FastAPI) -> dict[type[Event], Handler]:
@@ -42,4 +50,5 @@ def build_handlers(_: FastAPI) -> dict[type[Event], Handler]:
         StockReservationFailed: on_stock_reservation_failed,
         PaymentProcessed: on_payment_processed,
         UserDeleted: on_user_deleted,
+        UserTokensRevoked: on_user_tokens_revoked,
     }

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -36,61 +38,94 @@ RECONNECT_AFTER_S = 1.0
 STREAMS_OPEN = Gauge("order_streams_open", "Live order streams open in this process.")
 
 
+class Watch:
+    """One open stream: woken whenever its order changed, or its account did."""
+
+    def __init__(self, order_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        self.order_id = order_id
+        self.user_id = user_id
+        self.woken = asyncio.Event()
+        self.account_changed = False
+        self.closed = False
+
+    def take_account_changed(self) -> bool:
+        changed, self.account_changed = self.account_changed, False
+        return changed
+
+
 class OrderChanges(BackgroundTask):
     """One LISTEN connection per process, and the streams waiting on each order.
 
     After the connection was lost (a database restart), it reconnects and wakes every stream:
-    a change may have committed while nobody listened."""
+    a change may have committed while nobody listened. A notification ``user:<id>`` (sent when
+    an account's tokens were revoked) wakes that customer's streams to check their token."""
 
     task_name = "order-changes-listener"
 
-    def __init__(self, dsn: str, streams_per_user: int) -> None:
+    def __init__(self, dsn: str, streams_per_user: int, streams_in_all: int) -> None:
         self.dsn = dsn
         self.streams_per_user = streams_per_user
-        self._waiting: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
-        self._open: Counter[uuid.UUID] = Counter()
+        self.streams_in_all = streams_in_all
+        self._by_order: dict[uuid.UUID, set[Watch]] = defaultdict(set)
+        self._by_user: dict[uuid.UUID, set[Watch]] = defaultdict(set)
         self.listening = asyncio.Event()
 
-    def admit(self, user_id: uuid.UUID) -> None:
-        """Refuse a customer who has ``streams_per_user`` streams open in this process."""
-        if self._open[user_id] >= self.streams_per_user:
+    def open(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Watch:
+        """Admit a stream, or refuse it (429) when the customer has ``streams_per_user`` open
+        in this process or the process ``streams_in_all``. Checked and counted in one step
+        (no await between), so streams opened in parallel cannot pass the limits; the caller
+        closes it (``close``) however the stream ends."""
+        if len(self._by_user.get(user_id, ())) >= self.streams_per_user:
             raise ApiError(
                 429,
                 "too_many_streams",
                 f"At most {self.streams_per_user} order streams may be open at once; "
                 "close one first.",
             )
-
-    @contextlib.contextmanager
-    def watch(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Iterator[asyncio.Event]:
-        """An event set whenever the order changed, for as long as the stream is open."""
-        woken = asyncio.Event()
-        self._open[user_id] += 1
-        self._waiting[order_id].add(woken)
+        if self.open_streams() >= self.streams_in_all:
+            raise ApiError(
+                429,
+                "too_many_streams",
+                "This server follows as many orders as it can; try again shortly.",
+            )
+        watch = Watch(order_id, user_id)
+        self._by_order[order_id].add(watch)
+        self._by_user[user_id].add(watch)
         STREAMS_OPEN.inc()
-        try:
-            yield woken
-        finally:
-            STREAMS_OPEN.dec()
-            self._open[user_id] -= 1
-            if not self._open[user_id]:
-                del self._open[user_id]
-            self._waiting[order_id].discard(woken)
-            if not self._waiting[order_id]:
-                del self._waiting[order_id]
+        return watch
+
+    def close(self, watch: Watch) -> None:
+        """The stream ended (or never started): its place is free. Closing twice is nothing."""
+        if watch.closed:
+            return
+        watch.closed = True
+        STREAMS_OPEN.dec()
+        for index, key in ((self._by_order, watch.order_id), (self._by_user, watch.user_id)):
+            index[key].discard(watch)
+            if not index[key]:
+                del index[key]
+
+    def open_streams(self) -> int:
+        return sum(len(watches) for watches in self._by_user.values())
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, rest = payload.rpartition(":")
         try:
-            order_id = uuid.UUID(payload)
+            key = uuid.UUID(rest)
         except ValueError:
             return
-        for woken in self._waiting.get(order_id, ()):
-            woken.set()
+        if kind == "user":
+            for watch in self._by_user.get(key, ()):
+                watch.account_changed = True
+                watch.woken.set()
+        elif not kind:
+            for watch in self._by_order.get(key, ()):
+                watch.woken.set()
 
     def _wake_all(self) -> None:
-        for streams in self._waiting.values():
-            for woken in streams:
-                woken.set()
+        for watches in self._by_order.values():
+            for watch in watches:
+                watch.woken.set()
 
     async def run(self) -> None:
         while True:
@@ -125,31 +160,62 @@ def sse(event_id: int, event: str, data: dict[str, Any]) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def sse_error(code: str, message: str) -> bytes:
+    """The last event of a stream the server ends for good (no id: a reconnect resumes from
+    the last order sent, and is then refused with the same code)."""
+    body = {"error": {"code": code, "message": message, "details": None}}
+    return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+
+
+# Why a stream may not go on: an error code and message, or None while it may.
+Authorise = Callable[[bool], Awaitable[tuple[str, str] | None]]
+
+
 async def order_stream(
-    woken: asyncio.Event,
+    watch: Watch,
     read: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    authorise: Authorise,
+    *,
     last_event_id: int | None,
     stopping: Callable[[], bool],
     keep_alive_s: float,
+    expires_at: float | None,
 ) -> AsyncIterator[bytes]:
-    """The stream of one order: ``read`` answers its newest timeline id and the order as JSON;
-    ends when ``stopping`` says so (the server shuts down: clients reconnect elsewhere)."""
+    """The stream of one order: ``read`` answers its newest timeline id and the order as JSON.
+
+    It lives only as long as its token: ``authorise`` (``True``: ask afresh, the account just
+    changed) is asked whenever the stream wakes and at every keep-alive, and the stream ends
+    at ``expires_at`` (the token's exp), each time with a last ``error`` event saying why. It
+    also ends when ``stopping`` says so (the server shuts down: clients reconnect elsewhere)."""
     sent = last_event_id
     # Sent once: how long a client waits before reconnecting after the stream ends.
     yield b"retry: 2000\n\n"
     while True:
-        woken.clear()
+        watch.woken.clear()
+        refusal = await authorise(watch.take_account_changed())
+        if refusal is not None:
+            yield sse_error(*refusal)
+            return
         newest, order = await read()
         if newest != sent:
             yield sse(newest, "order", order)
             sent = newest
         waited = 0.0
-        while not woken.is_set():
+        while not watch.woken.is_set():
+            left = math.inf if expires_at is None else expires_at - time.time()
+            if left <= 0:
+                yield sse_error("token_expired", "The access token has expired; log in again.")
+                return
+            tick = min(1.0, left)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), 1.0)
+                await asyncio.wait_for(watch.woken.wait(), tick)
             if stopping():
                 return
-            waited += 1.0
-            if waited >= keep_alive_s and not woken.is_set():
+            waited += tick
+            if waited >= keep_alive_s and not watch.woken.is_set():
+                refusal = await authorise(False)
+                if refusal is not None:
+                    yield sse_error(*refusal)
+                    return
                 yield b": keep-alive\n\n"
                 waited = 0.0

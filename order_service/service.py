@@ -36,6 +36,7 @@ from order_service.domain import (
     payment_declined_reason,
     price,
 )
+from order_service.live import CHANNEL as CHANGES_CHANNEL
 from order_service.models import LINES, ORDERS, TIMELINE, Order, OrderLine, TimelineEntry
 from order_service.saga import advance, lock_order
 from shared_events.events import (
@@ -375,3 +376,9 @@ async def erase_customer(session: AsyncSession, event: UserDeleted) -> None:
         )
     )
     await erase_from_outbox(session, event.user_id)
+
+
+async def end_streams(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """The account's tokens were revoked (or it is gone): its live streams, in every process,
+    check their token at once and end (order_service.live; delivered at commit)."""
+    await session.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, f"user:{user_id}")))

@@ -69,6 +69,15 @@ class UserDeleted(Event):
     user_id: uuid.UUID
 
 
+class UserTokensRevoked(Event):
+    """Every token the account held is refused from now on (a new password, a deactivation, a
+    change of role): live streams opened with one end at once."""
+
+    routing_key: ClassVar[str] = "user.tokens_revoked"
+    user_id: uuid.UUID
+    reason: str  # password_changed | password_reset | deactivated | activated | role_changed
+
+
 class OrderCreated(Event):
     routing_key: ClassVar[str] = "order.created"
     order_id: uuid.UUID

@@ -42,6 +42,8 @@ class Claims(BaseModel):
     full_name: str = Field(alias="fullName")
     role: Role = "customer"
     token_version: int = Field(0, alias="tokenVersion", ge=0)
+    # When the token expires (seconds since the epoch): what is open with it ends then.
+    exp: int | None = None
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -73,9 +75,14 @@ def _unauthorized(code: str, message: str) -> ApiError:
 def decode_access_token(token: str, secret: str) -> Claims:
     try:
         payload = jwt.decode(token, secret, algorithms=[ALGORITHM])
-        return Claims.model_validate(payload)
+        claims = Claims.model_validate(payload)
     except (JWTError, ValueError) as exc:
         raise _unauthorized("invalid_token", "The access token is invalid or has expired.") from exc
+    # From its exp on (RFC 7519: valid only before it); python-jose still takes it during
+    # that second, when a stream opened with it has just been ended.
+    if claims.exp is not None and claims.exp <= time.time():
+        raise _unauthorized("invalid_token", "The access token is invalid or has expired.")
+    return claims
 
 
 class TokenState(NamedTuple):
@@ -117,8 +124,11 @@ class TokenStates:
         self._asking: dict[uuid.UUID, asyncio.Task[TokenState | None]] = {}
 
     def forget(self, user_id: uuid.UUID) -> None:
-        """Ask again next time (user_service, right after it changed the account)."""
+        """Ask again next time (user_service, right after it changed the account). A question
+        already on its way may have been answered before the change: it is not waited for,
+        and its answer is not kept."""
         self._known.pop(user_id, None)
+        self._asking.pop(user_id, None)
 
     async def state(self, user_id: uuid.UUID) -> TokenState | None:
         now = time.monotonic()
@@ -146,14 +156,16 @@ class TokenStates:
 
     async def _ask(self, user_id: uuid.UUID) -> TokenState | None:
         state = await self.fetch(user_id)
-        self._known[user_id] = (time.monotonic(), state)
-        self._known.move_to_end(user_id)
-        while len(self._known) > self.max_entries:
-            self._known.popitem(last=False)
+        if self._asking.get(user_id) is asyncio.current_task():  # not forgotten meanwhile
+            self._known[user_id] = (time.monotonic(), state)
+            self._known.move_to_end(user_id)
+            while len(self._known) > self.max_entries:
+                self._known.popitem(last=False)
         return state
 
     def _asked(self, user_id: uuid.UUID, done: asyncio.Task[TokenState | None]) -> None:
-        self._asking.pop(user_id, None)
+        if self._asking.get(user_id) is done:
+            del self._asking[user_id]
         if not done.cancelled():
             done.exception()  # seen here, so one nobody awaited is not reported as lost
 

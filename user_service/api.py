@@ -20,6 +20,7 @@ from user_service.schemas import (
     TokenStateResponse,
     UserResponse,
 )
+from user_service.throttle import LoginThrottle
 
 router = APIRouter(prefix="/users", tags=["users"])
 internal = APIRouter(prefix="/internal", include_in_schema=False)
@@ -34,8 +35,8 @@ def _client_ip(request: Request) -> str:
     return request.headers.get("x-real-ip") or (request.client.host if request.client else "-")
 
 
-def _throttle(request: Request) -> service.LoginThrottle:
-    throttle: service.LoginThrottle = request.app.state.login_throttle
+def _throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
     return throttle
 
 

@@ -14,7 +14,8 @@ from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
 from user_service.api import internal, router
 from user_service.domain import ThrottleLimits
-from user_service.service import LoginThrottle, token_state
+from user_service.service import token_state
+from user_service.throttle import LoginThrottle
 
 ME = SERVICES["user_service"]
 

@@ -162,13 +162,16 @@ def revoke_tokens(account: Account) -> None:
     account.token_version += 1
 
 
-def set_active(account: Account, active: bool) -> None:
+def set_active(account: Account, active: bool) -> bool:
     """Deactivating revokes every token; activating moves the version on again, so the first
     token signed afterwards is newer than what the services remember and they ask at once.
-    Tokens revoked by the deactivation stay revoked. Setting the state it has changes nothing."""
-    if account.active != active:
-        revoke_tokens(account)
+    Tokens revoked by the deactivation stay revoked. Setting the state it has changes nothing.
+    True when it changed."""
+    if account.active == active:
+        return False
+    revoke_tokens(account)
     account.active = active
+    return True
 
 
 def check_deactivation(account_id: uuid.UUID, admin_id: uuid.UUID) -> None:

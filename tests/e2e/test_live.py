@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from scripts.stack import running_pid
+from shared_runtime.auth import Claims, create_access_token
 from shared_runtime.registry import SERVICES
 from tests.e2e.conftest import DB_SUFFIX, RUN_DIR, service_url, stack_command
 from tests.e2e.test_orders import new_product, order, settled, shopper
@@ -28,9 +29,9 @@ from tests.support import PG, error_of, eventually
 
 @dataclass
 class Event:
-    id: int
+    id: int | None  # none on the last, an ``error``
     type: str
-    order: dict[str, Any]
+    order: dict[str, Any]  # on an ``error`` event, its body: {"error": {...}}
 
 
 class Stream:
@@ -46,7 +47,8 @@ class Stream:
             async for line in self._lines:
                 if not line:
                     if "data" in fields:
-                        return Event(int(fields["id"]), fields["event"], json.loads(fields["data"]))
+                        event_id = int(fields["id"]) if "id" in fields else None
+                        return Event(event_id, fields["event"], json.loads(fields["data"]))
                     fields = {}
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")
@@ -231,3 +233,83 @@ async def test_a_stopping_service_ends_its_streams_and_they_resume(gateway, admi
     async with opened(gateway, user, placed["id"], last_event_id=confirmed.id) as stream:
         shipped = await stream.next()
     assert shipped.order["trackingNumber"] == "DHL-AFTER-1"
+
+
+async def account(gateway: httpx.AsyncClient) -> tuple[dict, str, str]:
+    """A shopper's headers, e-mail and id (tests/e2e/test_orders.shopper's password)."""
+    user = await shopper(gateway, phone=None)
+    me = (await gateway.get("/users/me", headers=user)).json()
+    return user, me["email"], me["id"]
+
+
+async def revoke(gateway: httpx.AsyncClient, admin: dict, user: dict, how: str, user_id: str):
+    if how == "password":
+        answer = await gateway.put(
+            "/users/me/password",
+            json={"currentPassword": "correct-horse", "newPassword": "a-new-horse"},
+            headers=user,
+        )
+    elif how == "deactivation":
+        answer = await gateway.post(f"/users/{user_id}/deactivate", headers=admin)
+    else:
+        answer = await gateway.request(
+            "DELETE", "/users/me", json={"password": "correct-horse"}, headers=user
+        )
+    assert answer.status_code in (200, 204), answer.text
+
+
+@pytest.mark.parametrize("how", ["password", "deactivation", "deletion"])
+async def test_a_stream_ends_within_seconds_once_its_token_is_revoked(gateway, admin_token, how):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    product = await new_product(gateway, admin, stock=5)
+    user, _, user_id = await account(gateway)
+    placed = await order(gateway, user, [(product["id"], 1)])
+    async with opened(gateway, user, placed["id"]) as stream:
+        await stream.until("CONFIRMED")
+        await revoke(gateway, admin, user, how, user_id)
+        revoked_at = time.monotonic()
+        last = await stream.next(timeout=5)
+        while last.type == "order":  # a change that committed just before
+            last = await stream.next(timeout=5 - (time.monotonic() - revoked_at))
+        assert time.monotonic() - revoked_at < 5
+        assert last.type == "error" and last.id is None
+        assert last.order["error"]["code"] == "token_revoked"
+        with pytest.raises(AssertionError, match="the stream ended"):
+            await stream.next(timeout=2)
+    # The client's reconnect is refused.
+    again = await gateway.get(f"/orders/{placed['id']}/events", headers=user)
+    assert again.status_code == 401, (how, again.text)
+    assert error_of(again)["code"] == "token_revoked"
+
+
+async def test_a_stream_ends_when_its_token_expires(gateway, admin_token):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    product = await new_product(gateway, admin, stock=5)
+    user, email, user_id = await account(gateway)
+    placed = await order(gateway, user, [(product["id"], 1)])
+    await settled(gateway, user, placed["id"])
+    claims = Claims(sub=uuid.UUID(user_id), email=email, full_name="Sam Shopper")
+    short = {"Authorization": f"Bearer {create_access_token(claims, os.environ['JWT_SECRET'], 3)}"}
+    async with opened(gateway, short, placed["id"]) as stream:
+        assert (await stream.next()).type == "order"
+        ended = await stream.next(timeout=5)
+    assert ended.type == "error" and ended.order["error"]["code"] == "token_expired"
+    again = await gateway.get(f"/orders/{placed['id']}/events", headers=short)
+    assert again.status_code == 401
+
+
+async def test_streams_opened_in_parallel_pass_no_limit(gateway, admin_token):
+    _, user, placed = await new_order(gateway, admin_token)
+    url = f"/orders/{placed['id']}/events"
+    answers = await asyncio.gather(
+        *(
+            gateway.send(gateway.build_request("GET", url, headers=user), stream=True)
+            for _ in range(12)
+        )
+    )
+    try:
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] * 5 + [429] * 7, statuses
+    finally:
+        for answer in answers:
+            await answer.aclose()

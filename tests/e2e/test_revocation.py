@@ -7,6 +7,7 @@ import ast
 import asyncio
 import contextlib
 import io
+import os
 import re
 import subprocess
 import tokenize
@@ -15,9 +16,11 @@ import uuid
 import httpx
 from jose import jwt
 
+from scripts.stack import admin_token as make_admin_token
 from shared_runtime.auth import Claims, create_access_token
+from tests.e2e.conftest import STACK_ENV, USERS_DATABASE
 from tests.e2e.test_accounts import login, new_email, register
-from tests.support import ROOT, bearer, error_of, eventually, restart_redis
+from tests.support import PG, ROOT, bearer, error_of, eventually, restart_redis
 
 # One authenticated route of each service, and what a good customer token gets there.
 ROUTES = [
@@ -115,6 +118,19 @@ async def test_an_admin_deactivates_an_account_and_can_activate_it_again(gateway
     await accepted_everywhere(gateway, {"Authorization": f"Bearer {await login(gateway, email)}"})
     # A token revoked by the deactivation stays revoked.
     assert set((await answers(gateway, token)).values()) == {"token_revoked"}
+
+
+async def test_create_admin_on_an_existing_account_revokes_its_tokens(gateway, stack):
+    """Recovery with the CLI: whoever held the account's tokens holds nothing afterwards."""
+    email, old, _ = await customer(gateway)
+    await accepted_everywhere(gateway, old)
+    env = dict(os.environ, USER_DATABASE_URL=f"{PG}/{USERS_DATABASE}", **STACK_ENV)
+    token = await asyncio.to_thread(
+        make_admin_token, f"{stack}/api/v1", email, "a-recovered-password", env
+    )
+    await refused_everywhere(gateway, old)
+    promoted = {"Authorization": f"Bearer {token}"}
+    assert (await gateway.get("/users/me", headers=promoted)).json()["role"] == "admin"
 
 
 async def test_deleting_an_account_needs_the_password_and_revokes_its_tokens(gateway):

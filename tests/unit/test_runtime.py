@@ -88,7 +88,7 @@ def test_token_round_trip_carries_the_design_claims():
     assert set(payload) == {"sub", "email", "fullName", "role", "tokenVersion", "iat", "exp"}
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert payload["exp"] - payload["iat"] == 3600
-    assert decode_access_token(token, SECRET) == original
+    assert decode_access_token(token, SECRET) == original.model_copy(update={"exp": payload["exp"]})
 
 
 @pytest.mark.parametrize(
@@ -96,6 +96,7 @@ def test_token_round_trip_carries_the_design_claims():
     [
         create_access_token(claims(), "another-secret", 3600),
         create_access_token(claims(), SECRET, -10),
+        create_access_token(claims(), SECRET, 0),  # at its exp: no longer (RFC 7519)
         jwt.encode({"sub": str(uuid.uuid4()), "exp": time.time() + 60}, SECRET, "HS256"),
         jwt.encode(
             {
@@ -110,7 +111,7 @@ def test_token_round_trip_carries_the_design_claims():
         ),
         "garbage",
     ],
-    ids=["wrong-secret", "expired", "missing-claims", "unknown-role", "garbage"],
+    ids=["wrong-secret", "expired", "at-exp", "missing-claims", "unknown-role", "garbage"],
 )
 def test_bad_tokens_are_401(token: str):
     with pytest.raises(ApiError) as caught:
@@ -276,6 +277,30 @@ async def test_token_states_ask_once_per_account_and_serve_what_they_know_when_i
     with pytest.raises(ApiError) as unknown:
         await stale.state(uuid.uuid4())  # never seen: cannot be checked
     assert unknown.value.status_code == 503
+
+
+async def test_an_answer_asked_for_before_a_forget_is_neither_waited_for_nor_kept():
+    """A question on its way when the account changed may carry the state before the change:
+    after ``forget`` the next check asks afresh, and the late answer does not overwrite it."""
+    user = uuid.uuid4()
+    release_old = asyncio.Event()
+    answers = [TokenState(0, True), TokenState(1, True)]
+
+    async def fetch(_: uuid.UUID) -> TokenState | None:
+        answer = answers.pop(0)
+        if answer.token_version == 0:
+            await release_old.wait()  # answered before the change, arrives after it
+        return answer
+
+    states = TokenStates(fetch, fresh_s=60)
+    before = asyncio.create_task(states.state(user))
+    await asyncio.sleep(0)
+    states.forget(user)  # the password changed
+    async with asyncio.timeout(2):  # not waiting for the early question
+        assert await states.state(user) == TokenState(1, True)
+    release_old.set()
+    assert await before == TokenState(0, True)  # the early caller gets its own answer...
+    assert await states.state(user) == TokenState(1, True)  # ...which is not kept
 
 
 def test_request_id_is_kept_or_made():

@@ -1,6 +1,8 @@
 // An order, live: GET /orders/{id}/events (Server-Sent Events) read with fetch, so the request
 // carries the token (EventSource cannot). The server pushes the whole order after each step of
 // its saga; after a drop, fetch-event-source reconnects with Last-Event-ID and misses nothing.
+// A stream lives as long as its token: the server ends it with an `error` event once the token
+// expires or is revoked, and the page says so instead of reconnecting.
 import { fetchEventSource } from "@microsoft/fetch-event-source";
 import { useEffect, useState } from "react";
 import { API_BASE, token, type Order } from "./api/client";
@@ -34,6 +36,11 @@ export function useLiveOrder(orderId: string): Live {
       onmessage(message) {
         if (message.event === "order") {
           setState({ order: JSON.parse(message.data) as Order, connected: true, error: null });
+        } else if (message.event === "error") {
+          // The server ended the stream for good: the token expired or was revoked (a new
+          // password, a deactivation, a deletion). A reconnect would be refused too.
+          const body = JSON.parse(message.data) as { error?: { message?: string } };
+          throw new Fatal(body.error?.message ?? "The shop ended this page's updates.");
         }
       },
       onclose() {

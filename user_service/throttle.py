@@ -1,0 +1,200 @@
+"""The login throttle's counts in Redis: each attempt counted before its password is checked,
+refused or held as ``domain.admit_attempt`` says (docs/ARCHITECTURE.md, "Throttling logins")."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+import structlog
+from prometheus_client import Counter
+
+from user_service import domain
+
+log = structlog.get_logger(__name__)
+
+# Atomic steps the throttle needs beyond one command (redis-py runs them with EVALSHA).
+# A turn of the account's password checks: the next free one, if it comes within max_wait_ms
+# (then booked, the following one spacing_ms later); else minus the wait, and nothing booked.
+_TAKE_TURN = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local turn = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local wait = turn - now
+if wait > tonumber(ARGV[2]) then return -wait end
+redis.call('SET', KEYS[1], turn + tonumber(ARGV[1]), 'PX', ARGV[3])
+return wait
+"""
+# Give back an attempt counted in advance, on keys that still exist (a decrement would
+# otherwise create a key of -1 that never expires).
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('DECR', key) end
+end
+"""
+KNOWN_IPS_TTL_S = 30 * 24 * 3600
+ACCOUNTS_UNDER_ATTACK = Counter(
+    "login_accounts_under_attack_total",
+    "Accounts whose failed logins from many addresses reached the point where their password "
+    "checks are spaced (a distributed guessing attack).",
+)
+LOGINS_THROTTLED = Counter(
+    "login_attempts_throttled_total",
+    "Login attempts refused or held by the throttle, by what held them.",
+    ["scope"],
+)
+
+
+@dataclass
+class Attempt:
+    """One login attempt, counted before its password is checked."""
+
+    email: str
+    ip: str
+    counted: bool = True
+
+
+class LoginThrottle:
+    """Failed logins counted in Redis per (account, client address), per address, and per
+    account; ``domain.admit_attempt`` decides from the counts (docs/ARCHITECTURE.md,
+    "Throttling logins").
+
+    An attempt is counted before its password is checked (one atomic increment, then the
+    comparison), so parallel guesses all count; a right password gives its count back.
+
+    If Redis is unreachable the throttle lets logins through and says so in the log:
+    a Redis outage must not lock every customer out.
+    """
+
+    def __init__(self, client: redis.Redis, limits: domain.ThrottleLimits) -> None:
+        self.client = client
+        self.limits = limits
+        self._take_turn = client.register_script(_TAKE_TURN)
+        self._refund = client.register_script(_REFUND)
+
+    @staticmethod
+    def _keys(email: str, ip: str) -> dict[str, str]:
+        email = domain.normalise_email(email)
+        return {
+            "account_ip": f"login-failures:account-ip:{email}:{ip}",
+            "ip": f"login-failures:ip:{ip}",
+            "account": f"login-failures:account:{email}",
+            "turn": f"login-turn:{email}",
+            "known_ips": f"login-known-ips:{email}",
+        }
+
+    async def reserve(self, email: str, ip: str) -> Attempt:
+        """Count this attempt, and refuse it (TooManyAttempts) or hold it for the account's
+        turn as the rules say."""
+        keys = self._keys(email, ip)
+        window = self.limits.window_s
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for kind in ("account_ip", "ip"):
+                    pipe.incr(keys[kind])
+                    pipe.expire(keys[kind], window, nx=True)
+                    pipe.ttl(keys[kind])
+                pipe.get(keys["account"])
+                pipe.sismember(keys["known_ips"], ip)
+                values = await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+            return Attempt(email, ip, counted=False)
+        counts = domain.AttemptCounts(
+            account_ip=domain.FailureCount(int(values[0]), int(values[2])),
+            ip=domain.FailureCount(int(values[3]), int(values[5])),
+            account_failures=int(values[6] or 0),
+            known_ip=bool(values[7]),
+        )
+        try:
+            spacing = domain.admit_attempt(counts, self.limits)
+            if spacing:
+                await self._wait_turn(keys["turn"], spacing)
+        except domain.TooManyAttempts:
+            await self._give_back(keys)
+            raise
+        return Attempt(email, ip)
+
+    async def _wait_turn(self, key: str, spacing_s: float) -> None:
+        max_wait_ms = int(self.limits.max_wait_s * 1000)
+        ttl_ms = int(self.limits.window_s * 1000)
+        try:
+            wait_ms = int(
+                await self._take_turn([key], [int(spacing_s * 1000), max_wait_ms, ttl_ms])
+            )
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+            return
+        if wait_ms < 0:
+            LOGINS_THROTTLED.labels("account").inc()
+            raise domain.turn_refused(-wait_ms / 1000)
+        if wait_ms:
+            LOGINS_THROTTLED.labels("account_wait").inc()
+            await asyncio.sleep(wait_ms / 1000)
+
+    async def _give_back(self, keys: dict[str, str]) -> None:
+        try:
+            await self._refund([keys["account_ip"], keys["ip"]])
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+
+    async def failed(self, attempt: Attempt) -> None:
+        """The password was wrong: the attempt stays counted, the account's failures from
+        everywhere grow, and a count that reached its limit is locked, longer each time."""
+        if not attempt.counted:
+            return
+        keys = self._keys(attempt.email, attempt.ip)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(keys["account"])
+                pipe.expire(keys["account"], self.limits.window_s, nx=True)
+                pipe.get(keys["account_ip"])
+                pipe.get(keys["ip"])
+                account, _, account_ip, ip = await pipe.execute()
+            for kind, count, limit in (
+                ("account_ip", account_ip, self.limits.per_account_ip),
+                ("ip", ip, self.limits.per_ip),
+            ):
+                if int(count or 0) >= limit:
+                    await self._lock(keys[kind])
+                    LOGINS_THROTTLED.labels(kind).inc()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+            return
+        if int(account) == self.limits.slow_after:
+            ACCOUNTS_UNDER_ATTACK.inc()
+            log.warning("login_account_under_attack", failures=int(account))
+
+    async def _lock(self, key: str) -> None:
+        strikes_key = f"{key}:strikes"
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incr(strikes_key)
+            pipe.expire(strikes_key, self.limits.lockout_cap_s)
+            strikes, _ = await pipe.execute()
+        await self.client.expire(key, domain.lockout_s(int(strikes), self.limits))
+
+    async def succeeded(self, attempt: Attempt) -> None:
+        """The right password: its count goes back, what this address got wrong for this
+        account is forgotten (not what it got wrong for others), and the address is one the
+        account is known to be opened from."""
+        if not attempt.counted:
+            return
+        keys = self._keys(attempt.email, attempt.ip)
+        try:
+            await self._refund([keys["ip"]])
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys["account_ip"])
+                pipe.sadd(keys["known_ips"], attempt.ip)
+                pipe.expire(keys["known_ips"], KNOWN_IPS_TTL_S)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+
+    async def forget(self, email: str) -> None:
+        """An account deleted: nothing of it (its addresses) stays in Redis."""
+        keys = self._keys(email, "-")
+        try:
+            await self.client.delete(keys["account"], keys["turn"], keys["known_ips"])
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))

@@ -5,6 +5,11 @@ DNS-friendly name (``product_service`` -> ``product-service``) with an id unique
 instance and an HTTP check on ``/health``, and deregisters on stop. Peers are looked up in
 Consul's health API (passing instances only), cached for a few seconds, and balanced
 round-robin. If Consul cannot be reached, the last known instances (or the static URL) serve.
+
+Every request carries the instance's ACL token (``X-Consul-Token``) when it has one. A Consul
+that refuses the registration (an unknown token, or one without ``service:write`` on the
+service) fails the start, as an unreachable one does: an instance nobody can find must not
+run. A lookup Consul refuses is a lookup that failed: the last known instances serve.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class Discovery:
         self,
         static: dict[str, str],
         consul_addr: str | None = None,
+        *,
+        token: str | None = None,
         cache_ttl_s: float = 5.0,
     ) -> None:
         self.static = {name: url.rstrip("/") for name, url in static.items()}
@@ -49,8 +56,15 @@ class Discovery:
         if consul_addr:
             parts = urlsplit(consul_addr if "://" in consul_addr else f"http://{consul_addr}")
             self.consul = Consul(
-                host=parts.hostname, port=parts.port or 8500, scheme=parts.scheme or "http"
+                host=parts.hostname,
+                port=parts.port or 8500,
+                scheme=parts.scheme or "http",
+                token=token,
             )
+            # py-consul prefers CONSUL_HTTP_TOKEN from the environment to its token argument.
+            # A service's settings read that same variable, but the token given here is the one
+            # meant, also where the environment holds another (a test, a second instance).
+            self.consul.token = token
         self._cache: dict[str, tuple[float, list[str], Iterator[str]]] = {}
         self.service_id: str | None = None
 

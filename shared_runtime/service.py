@@ -105,7 +105,11 @@ def create_service_app(
                 stack.push_async_callback(app.state.redis.aclose)
                 checks["redis"] = redis_check(app.state.redis)
 
-            discovery = Discovery(peers or {}, settings.consul_http_addr)
+            discovery = Discovery(
+                peers or {},
+                settings.consul_http_addr,
+                token=settings.consul_http_token.get_secret_value() or None,
+            )
             stack.push_async_callback(discovery.close)
             app.state.discovery = discovery
             if peers is not None:

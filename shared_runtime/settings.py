@@ -117,6 +117,9 @@ class ServiceSettings(BaseSettings):
     breaker_reset_s: float = 10.0
 
     consul_http_addr: str | None = Field(None, validation_alias="CONSUL_HTTP_ADDR")
+    # The ACL token this instance registers and looks peers up with (docker-compose gives each
+    # service its own, allowed to register that service and to read its peers alone).
+    consul_http_token: SecretStr = Field(SecretStr(""), validation_alias="CONSUL_HTTP_TOKEN")
     # The address other instances reach this one at; found from the hostname when unset.
     advertise_address: str | None = Field(None, validation_alias="SERVICE_ADVERTISE_ADDRESS")
     elasticsearch_url: str | None = Field(None, validation_alias="ELASTICSEARCH_URL")

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-Reply = tuple[int, Any, dict[str, str]]  # status, JSON payload (None: no body), headers
+# status, payload (JSON; a str is sent as plain text; None: no body), headers
+Reply = tuple[int, Any, dict[str, str]]
 
 
 class FakeApi:
@@ -41,10 +42,14 @@ class FakeApi:
                         pass
                 fake.requests.append(request)
                 status, payload, headers = fake.answer(request)
-                data = json.dumps(payload).encode() if payload is not None else b""
+                content_type, data = "", b""
+                if isinstance(payload, str):  # plain text, as Consul's errors are
+                    content_type, data = "text/plain; charset=utf-8", payload.encode()
+                elif payload is not None:
+                    content_type, data = "application/json", json.dumps(payload).encode()
                 self.send_response(status)
-                if payload is not None:
-                    self.send_header("Content-Type", "application/json")
+                if content_type:
+                    self.send_header("Content-Type", content_type)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))

@@ -2,7 +2,7 @@
 # Install and start what the project needs on a Debian/Ubuntu machine, idempotently:
 # PostgreSQL (and pgBackRest), Redis, RabbitMQ (with its management and Prometheus plugins),
 # nginx, Node, and the Python and Node environments; with --tests also what only the tests use
-# (Chromium, promtool, Prometheus).
+# (Chromium, promtool, Prometheus, jq for Consul's ACL bootstrap script).
 # Anything already installed or running is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ "${1:-}" = "--tests" ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"

@@ -14,15 +14,20 @@ import argparse
 import os
 import secrets
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".env"
+sys.path.insert(0, str(ROOT))
+
+from scripts.consul_acl import TOKEN_VARIABLES as CONSUL_TOKENS  # noqa: E402
 
 # The signing key of every access token (shared_runtime.settings checks it at start-up).
 DEV_KEYS = ["JWT_SECRET"]
 # What docker-compose.yml reads with ${NAME:?}: the PostgreSQL superuser (the migrations use it
-# to create each service's role), each service's own role, the broker, Redis and Grafana.
+# to create each service's role), each service's own role, the broker, Redis, Grafana, and the
+# Consul tokens (management, the agent's, Prometheus's and each service's: scripts/consul_acl.py).
 COMPOSE_KEYS = [
     "JWT_SECRET",
     "POSTGRES_PASSWORD",
@@ -34,6 +39,7 @@ COMPOSE_KEYS = [
     "RABBITMQ_PASSWORD",
     "REDIS_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
+    *CONSUL_TOKENS,
 ]
 
 
@@ -57,6 +63,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 def new_value(key: str) -> str:
     if key == "JWT_SECRET":
         return secrets.token_urlsafe(48)
+    if key in CONSUL_TOKENS:
+        # Consul takes a token's SecretID only as a UUID; version 4 is 122 random bits.
+        return str(uuid.uuid4())
     # Hex: passwords end up inside connection URLs and on command lines (redis-server).
     return secrets.token_hex(24)
 

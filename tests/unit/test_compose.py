@@ -23,10 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from scripts.consul_acl import MANAGEMENT_TOKEN, bootstrap_script
+from shared_runtime.auth import USER_SERVICE
 from shared_runtime.discovery import Discovery, consul_name
 from shared_runtime.registry import SERVICES
 from shared_runtime.service import create_service_app
 from shared_runtime.settings import ServiceSettings
+from tests import hcl
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -41,6 +44,8 @@ KIBANA_OBJECTS = OBSERVABILITY / "kibana" / "saved_objects.ndjson"
 INDEX_TEMPLATE = ROOT / "shared_runtime" / "elasticsearch" / "index_template.json"
 NGINX_COMPOSE_CONF = ROOT / "nginx" / "compose.conf"
 NGINX_ROUTES = ROOT / "nginx" / "routes.conf"
+CONSUL_CONFIG = ROOT / "consul.d" / "server.hcl"
+ACL_BOOTSTRAP = ROOT / "consul.d" / "acl-bootstrap.sh"
 
 PACKAGES = list(SERVICES)
 # What of the Docker host a service reads (read-only): the node exporter its filesystems,
@@ -61,6 +66,7 @@ INFRASTRUCTURE = {
     "redis",
     "rabbitmq",
     "consul",
+    "consul-acl-init",
     "elasticsearch",
     "kibana",
     "kibana-setup",
@@ -186,6 +192,15 @@ def uses_database(package: str) -> bool:
     return flag(package, "uses_database") and (
         settings_class(package).model_fields["database_url"].default != default
     )
+
+
+def looked_up(package: str) -> set[str]:
+    """The services <package> finds through discovery: its peers, and user_service for the
+    accounts' token states unless it keeps them itself (create_service_app)."""
+    found = set(peers(package))
+    if "token_states" not in create_app_keywords(package):
+        found.add(USER_SERVICE)
+    return found
 
 
 def peers(package: str) -> dict[str, str]:
@@ -445,6 +460,7 @@ def test_stateful_services_keep_their_data_in_named_volumes():
         "postgres-main": "/var/lib/postgresql/data",
         "redis": "/data",
         "rabbitmq": "/var/lib/rabbitmq",
+        "consul": "/consul/data",
         "elasticsearch": "/usr/share/elasticsearch/data",
         "kibana": "/usr/share/kibana/data",
         "prometheus": "/prometheus",
@@ -547,6 +563,121 @@ def test_the_gateway_runs_the_compose_config():
             assert host in app_services(), f"{upstream}: {host} is not a service"
             assert port == environment(services()[host])["PORT"]
             assert app_services()[host] == upstream, f"{upstream} points at {host}"
+
+
+# --- Consul and its ACLs -------------------------------------------------------------------------
+
+
+@cache
+def consul_config() -> dict[str, Any]:
+    return hcl.loads(CONSUL_CONFIG.read_text())
+
+
+def variable_name(value: str) -> str:
+    """NAME, for a value that is exactly ${NAME...}: it comes from .env."""
+    match = VARIABLE.fullmatch(value)
+    assert match, f"{value!r} is not a variable from .env"
+    return match.group(1)
+
+
+@cache
+def acl_principals() -> dict[str, tuple[set[tuple[str, str, str]], str]]:
+    """consul.d/acl-bootstrap.sh read back: principal -> (the rights of its policy, as Consul
+    reads the rules; the variable holding its token's SecretID)."""
+    text = ACL_BOOTSTRAP.read_text()
+    policies = re.findall(r"^policy ([\w-]+) '\n(.*?)\n'$", text, re.M | re.S)
+    tokens = re.findall(r'^token ([\w-]+) "\$(\w+)"$', text, re.M)
+    assert len(policies) == len(re.findall(r"^policy ", text, re.M)), "a policy not read"
+    assert len(tokens) == len(re.findall(r"^token ", text, re.M)), "a token not read"
+    names = [name for name, _ in tokens]
+    assert len(names) == len(set(names)), "one token per principal"
+    assert sorted(names) == sorted(name for name, _ in policies), "a policy per token"
+    rights = {}
+    for name, rules in policies:
+        rights[name] = {
+            (resource, target, body["policy"])
+            for resource, targets in hcl.loads(rules).items()
+            for target, body in targets.items()
+        }
+    return {name: (rights[name], variable) for name, variable in tokens}
+
+
+def test_consul_denies_by_default_and_keeps_its_state():
+    config = consul_config()
+    acl = config["acl"]
+    assert acl["enabled"] is True and acl["default_policy"] == "deny"
+    # The agent's token is set through the API (consul-acl-init): kept across restarts.
+    assert acl["enable_token_persistence"] is True
+    assert config["server"] is True and config["bootstrap_expect"] == 1
+    # Nothing asks Consul's DNS, so the anonymous token needs no right at all.
+    assert config["ports"]["dns"] == -1
+    consul = services()["consul"]
+    assert command(consul) == ["agent"], "the image's entrypoint adds the config directory"
+    assert bind_mounts(consul)["/consul/config/server.hcl"] == "./consul.d/server.hcl"
+    assert "consul-data:/consul/data" in consul["volumes"], "a dev agent keeps nothing"
+    # The initial management token comes from .env, written by the image's entrypoint into
+    # the config directory; that config holds nothing else (it would override the file's).
+    assert "tokens" not in acl, "no token in a committed file"
+    local = json.loads(environment(consul)["CONSUL_LOCAL_CONFIG"])
+    token = local["acl"]["tokens"].pop("initial_management")
+    assert local == {"acl": {"tokens": {}}}
+    assert variable_name(token) == MANAGEMENT_TOKEN
+    # The healthcheck needs no token: Consul's status endpoints are open.
+    assert "http://127.0.0.1:8500/v1/status/leader" in " ".join(consul["healthcheck"]["test"])
+
+
+def test_the_acl_bootstrap_gives_each_principal_one_token_and_only_its_rights():
+    assert ACL_BOOTSTRAP.read_text() == bootstrap_script(), (
+        "consul.d/acl-bootstrap.sh is stale: run `.venv/bin/python scripts/consul_acl.py`"
+    )
+    principals = dict(acl_principals())
+    agent, _ = principals.pop("consul-agent")
+    assert agent == {
+        ("node", consul_config()["node_name"], "write"),
+        ("service_prefix", "", "read"),
+    }
+    prometheus, _ = principals.pop("prometheus")
+    assert prometheus == {("service_prefix", "", "read"), ("node_prefix", "", "read")}
+    assert set(principals) == {consul_name(package) for package in PACKAGES}
+    for package in PACKAGES:
+        name = consul_name(package)
+        rights, _ = principals[name]
+        # Its own registration, and reading exactly the services its code looks up.
+        expected = {("service", name, "write")}
+        expected |= {("service", consul_name(peer), "read") for peer in looked_up(package)}
+        if looked_up(package):
+            expected.add(("node_prefix", "", "read"))  # the health API filters by node too
+        assert rights == expected, name
+
+
+def test_consul_acl_init_runs_the_bootstrap_with_the_management_token():
+    init = services()["consul-acl-init"]
+    assert init["restart"] == "no", "a one-shot, run again by every `docker compose up`"
+    assert init["depends_on"]["consul"]["condition"] == "service_healthy"
+    script = next(t for t, s in bind_mounts(init).items() if s == "./consul.d/acl-bootstrap.sh")
+    assert init["entrypoint"] == ["/bin/sh", script]
+    env = environment(init)
+    assert host_port(env["CONSUL_HTTP_ADDR"]) == ("consul", 8500)
+    assert variable_name(env["CONSUL_HTTP_TOKEN"]) == MANAGEMENT_TOKEN
+    for name, (_, variable) in acl_principals().items():
+        assert variable_name(env.get(variable, "")) == variable, f"{name}: {variable} not given"
+    assert init["user"] != "0" and not init["user"].startswith("0:"), "the CLI needs no root"
+    assert init["cap_drop"] == ["ALL"] and init["read_only"] is True
+
+
+def test_each_service_registers_with_a_token_of_its_own():
+    tokens = {}
+    for name in app_services():
+        service = services()[name]
+        tokens[name] = variable_name(environment(service)["CONSUL_HTTP_TOKEN"])
+        assert tokens[name] == acl_principals()[name][1], f"{name}: not its policy's token"
+        depends = service["depends_on"]["consul-acl-init"]
+        assert depends["condition"] == "service_completed_successfully", name
+    assert len(set(tokens.values())) == len(tokens), "two services share a Consul token"
+    assert MANAGEMENT_TOKEN not in tokens.values()
+    # The management token: Consul (which makes it) and consul-acl-init, nothing else.
+    holders = {n for n, s in services().items() if "${" + MANAGEMENT_TOKEN in json.dumps(s)}
+    assert holders == {"consul", "consul-acl-init"}
 
 
 # --- secrets and .env.example -----------------------------------------------------------------
@@ -684,11 +815,21 @@ def test_prometheus_finds_the_services_in_consul():
     assert sd["server"] == "consul:8500" and "consul" in services()
     # The tag the services register with (shared_runtime.discovery).
     assert sd["tags"] == ["metrics"] and '"metrics"' in inspect.getsource(Discovery.register)
+    # Consul denies by default: Prometheus's own token, from .env, through a file in memory.
+    prometheus = services()["prometheus"]
+    token_file = sd["authorization"]["credentials_file"]
+    assert token_file.startswith("/tmp/") and prometheus["tmpfs"] == ["/tmp"]
+    script = prometheus["entrypoint"][2]
+    assert f'"$$CONSUL_HTTP_TOKEN" > {token_file}' in script and "umask 077" in script
+    assert 'exec /bin/prometheus "$$@"' in script, "then Prometheus with the command's arguments"
+    token = variable_name(environment(prometheus)["CONSUL_HTTP_TOKEN"])
+    assert token == acl_principals()["prometheus"][1]
+    # Without a datacenter Prometheus asks the agent for it, which its token may not.
+    assert sd["datacenter"] == consul_config()["datacenter"]
     relabels = job["relabel_configs"]
     assert any("__meta_consul_service" in r.get("source_labels", []) for r in relabels)
     # The metrics' own "service" label must not be renamed to exported_service.
     assert all(r.get("target_label") != "service" for r in relabels)
-    prometheus = services()["prometheus"]
     config_path = next(a.split("=", 1)[1] for a in command(prometheus) if "config.file" in a)
     assert bind_mounts(prometheus)[config_path].removeprefix("./") == "observability/prometheus.yml"
 

@@ -7,12 +7,13 @@ import re
 import secrets
 import stat
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from scripts.local_secrets import COMPOSE_KEYS, ensure, read_env_file
+from scripts.local_secrets import COMPOSE_KEYS, CONSUL_TOKENS, ensure, read_env_file
 from shared_runtime.settings import ConfigurationError, ServiceSettings, secret_problem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,4 +94,7 @@ def test_local_secrets_are_random_kept_and_private(tmp_path):
     assert values["REDIS_PASSWORD"] == "kept-as-it-is" and values["LOG_LEVEL"] == "DEBUG"
     generated = [values[key] for key in added]
     assert len(set(generated)) == len(generated) and all(len(v) >= 32 for v in generated)
+    # Consul takes a token's SecretID only as a UUID.
+    for key in CONSUL_TOKENS:
+        assert str(uuid.UUID(values[key])) == values[key], key
     assert ensure(COMPOSE_KEYS, env_file) == []

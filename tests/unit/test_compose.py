@@ -498,7 +498,8 @@ def test_infrastructure_images_ports_and_settings():
     assert images["consul"].startswith("hashicorp/consul:")
     assert images["kibana-setup"].startswith("curlimages/curl:")
     gateway = tuple(int(n) for n in images["gateway"].split(":")[1].split("-")[0].split("."))
-    assert images["gateway"].startswith("nginx:") and gateway >= (1, 27), "resolve needs 1.27.3+"
+    assert images["gateway"].startswith("nginxinc/nginx-unprivileged:")
+    assert gateway >= (1, 27), "resolve needs 1.27.3+"
 
     # The Python client asks for its own major version of the API: the server must have it.
     client_major = int(version("elasticsearch").split(".")[0])
@@ -563,6 +564,24 @@ def test_the_gateway_runs_the_compose_config():
             assert host in app_services(), f"{upstream}: {host} is not a service"
             assert port == environment(services()[host])["PORT"]
             assert app_services()[host] == upstream, f"{upstream} points at {host}"
+
+
+def test_the_gateway_runs_unprivileged_on_a_read_only_root():
+    gateway = services()["gateway"]
+    assert gateway["image"].startswith("nginxinc/nginx-unprivileged:"), "made to run as nginx"
+    uid, _, gid = gateway["user"].partition(":")
+    assert (uid, gid) == ("101", "101"), "the image's nginx user, never root"
+    assert gateway["read_only"] is True and gateway["tmpfs"] == ["/tmp"]
+    assert gateway["cap_drop"] == ["ALL"] and "cap_add" not in gateway
+    assert "no-new-privileges:true" in gateway["security_opt"]
+    conf = NGINX_COMPOSE_CONF.read_text()
+    # No privileged port, and all nginx writes is on the tmpfs (or a mounted volume).
+    assert all(int(port) >= 1024 for port in re.findall(r"^\s*listen\s+(\d+)", conf, re.M))
+    written = re.findall(r"^\s*(?:pid|\w+_temp_path|proxy_cache_path)\s+(\S+?);?\s", conf, re.M)
+    assert len(written) == 7, written
+    writable = ["/tmp/", *(v.split(":")[1] + "/" for v in gateway["volumes"] if v[0] not in "./")]
+    for path in written:
+        assert path.startswith(tuple(writable)), f"nginx writes {path} on a read-only root"
 
 
 # --- Consul and its ACLs -------------------------------------------------------------------------

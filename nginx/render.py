@@ -123,8 +123,7 @@ http {{
         '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,'
         '"request_time":$request_time,"upstream":"$upstream_addr",'
         '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time"}}';
-    access_log {access_log} json_access{access_log_buffer};
-
+{access_log}
     sendfile on;
     keepalive_timeout 65;
     server_tokens off;
@@ -193,12 +192,14 @@ def render_conf(
     tls_dir: str | None = None,
     real_ip_from: list[str] | None = None,
     web_root: str | None = None,
+    access_log_dir: str | None = None,
 ) -> str:
     """``tls_listen`` (with ``tls_dir`` holding tls.crt and tls.key): HTTPS there, and
     ``listen`` only redirects to it. ``real_ip_from``: proxies in front (an Ingress) whose
     X-Forwarded-For names the client, for the rate limits and X-Real-IP. ``web_root``: the
     built storefront (web/dist here; /usr/share/nginx/storefront in a container, where
-    docker-compose mounts web/dist)."""
+    docker-compose mounts web/dist). ``access_log_dir``: the access log into one file per
+    hour there (see ``hourly_access_log``) instead of stdout or the run directory's file."""
     if container:
         paths = {"pid": "/tmp/nginx.pid", "error_log": "/dev/stderr", "daemon": "off"}
         paths |= {"access_log": "/dev/stdout", "access_log_buffer": "", "temp": "/tmp"}
@@ -240,6 +241,12 @@ def render_conf(
         )
     else:
         server_blocks = PLAIN_SERVER.format(listen=listen, routes=routes)
+    if access_log_dir:
+        access_log = hourly_access_log(access_log_dir)
+    else:
+        access_log = (
+            f"    access_log {paths['access_log']} json_access{paths['access_log_buffer']};\n"
+        )
     real_ip = "".join(f"    set_real_ip_from {cidr};\n" for cidr in real_ip_from or [])
     if real_ip:
         real_ip += "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
@@ -252,14 +259,28 @@ def render_conf(
         cors_origins=origins,
         api_rate=api_rate,
         auth_rate=auth_rate,
-        access_log=paths["access_log"],
-        access_log_buffer=paths["access_log_buffer"],
+        access_log=access_log,
         resolver=f"    resolver {resolver} valid=5s ipv6=off;\n" if resolver else "",
         real_ip=real_ip,
         upstreams="".join(blocks),
         servers=server_blocks,
         storefront_csp=STOREFRONT_CSP,
         web_root=web_root or ("/usr/share/nginx/storefront" if container else str(WEB_ROOT)),
+    )
+
+
+def hourly_access_log(directory: str) -> str:
+    """The access log as ``access-<UTC hour>.log`` files in ``directory``: nginx opens the next
+    file by name when the hour turns, so nothing renames a file under it or signals it to
+    reopen one; whatever reads them (Filebeat) takes each file whole, and old ones are deleted
+    by age. The container's clock is UTC."""
+    return (
+        "    map $time_iso8601 $access_log_hour {\n"
+        '        "~^(?<hour>\\d{4}-\\d{2}-\\d{2}T\\d{2})" $hour;\n'
+        "    }\n"
+        # A name with a variable is opened per line unless its descriptor is kept open.
+        "    open_log_file_cache max=4 inactive=2m valid=1m;\n"
+        f"    access_log {directory}/access-$access_log_hour.log json_access;\n"
     )
 
 
@@ -293,9 +314,15 @@ COMPOSE_SERVICES = [
 ]
 
 
-def compose_conf() -> str:
-    """nginx/compose.conf: Docker DNS names, resolved at run time, logs to stdout; HTTPS on
-    8443 with the operator's certificate (nginx/tls/), 8080 redirecting to it."""
+# Where docker-compose's gateway writes its access log: the gateway-logs volume, which Filebeat
+# reads (observability/filebeat.yml).
+COMPOSE_ACCESS_LOG_DIR = "/var/log/gateway"
+
+
+def compose_conf(access_log_dir: str = COMPOSE_ACCESS_LOG_DIR) -> str:
+    """nginx/compose.conf: Docker DNS names, resolved at run time; the access log in hourly
+    files under ``access_log_dir``, errors to stderr; HTTPS on 8443 with the operator's
+    certificate (nginx/tls/), 8080 redirecting to it."""
     return render_conf(
         listen="8080",
         upstreams={s: [f"{s.replace('_', '-')}:8000"] for s in COMPOSE_SERVICES},
@@ -305,6 +332,7 @@ def compose_conf() -> str:
         resolver="127.0.0.11",
         tls_listen="8443",
         tls_dir="/etc/nginx/tls",
+        access_log_dir=access_log_dir,
     )
 
 

@@ -9,6 +9,7 @@ check runs when check-jsonschema (which ships the schema) is installed.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib
 import inspect
 import json
@@ -48,17 +49,18 @@ CONSUL_CONFIG = ROOT / "consul.d" / "server.hcl"
 ACL_BOOTSTRAP = ROOT / "consul.d" / "acl-bootstrap.sh"
 
 PACKAGES = list(SERVICES)
-# What of the Docker host a service reads (read-only): the node exporter its filesystems,
-# Filebeat the gateway container's log.
-HOST_MOUNTS = {
-    "node-exporter": {"/"},
-    "filebeat": {"/var/lib/docker/containers", "/var/run/docker.sock"},
-}
+# What of the Docker host a service reads (read-only): the node exporter its filesystems.
+HOST_MOUNTS = {"node-exporter": {"/"}}
+# What would hand a container the Docker daemon, and so the host.
+DOCKER_DAEMON = ("/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd")
+FILEBEAT_CONFIG = OBSERVABILITY / "filebeat.yml"
 # The OpenTelemetry SDK's own settings the services get (spec: sdk-environment-variables).
 OTEL_VARIABLES = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
 INFRASTRUCTURE = {
     "migrate",
     "gateway",
+    "gateway-logs-init",
+    "gateway-logs-pruner",
     "postgres-users",
     "postgres-products",
     "postgres-orders",
@@ -582,6 +584,137 @@ def test_the_gateway_runs_unprivileged_on_a_read_only_root():
     writable = ["/tmp/", *(v.split(":")[1] + "/" for v in gateway["volumes"] if v[0] not in "./")]
     for path in written:
         assert path.startswith(tuple(writable)), f"nginx writes {path} on a read-only root"
+
+
+def test_the_gateway_writes_hourly_log_files_that_filebeat_reads_unprivileged():
+    gateway, filebeat = services()["gateway"], services()["filebeat"]
+    conf = NGINX_COMPOSE_CONF.read_text()
+    (log_file,) = re.findall(r"^\s*access_log\s+(\S+)\s+json_access;", conf, re.M)
+    log_dir, _, file_pattern = log_file.rpartition("/")
+    assert file_pattern == "access-$access_log_hour.log"
+    assert re.search(r"^\s*error_log /dev/stderr ", conf, re.M), "errors: docker compose logs"
+    volume = named_volume_at(gateway, log_dir)
+    assert volume and not volume_read_only(gateway, log_dir), "the gateway writes its log there"
+
+    # Filebeat reads those files, from the same volume, read-only.
+    (files_input,) = yaml.safe_load(FILEBEAT_CONFIG.read_text())["filebeat.inputs"]
+    assert files_input["type"] == "filestream"
+    (path,) = files_input["paths"]
+    filebeat_dir, _, glob = path.rpartition("/")
+    assert named_volume_at(filebeat, filebeat_dir) == volume
+    assert volume_read_only(filebeat, filebeat_dir)
+    assert fnmatch.fnmatch("access-2026-12-03T14.log", glob) and glob.endswith(".log")
+    assert [parser for parser in files_input["parsers"] if "ndjson" in parser] == [
+        {"ndjson": {"target": "", "overwrite_keys": True, "add_error_key": True}}
+    ], "the JSON line's fields at the top, as the services ship theirs"
+    # Hourly files, never renamed: the path names a file, and a short one is read at once.
+    assert "file_identity.path" in files_input
+    # Nothing of Docker's: no container log parser, no metadata from the daemon.
+    assert not [parser for parser in files_input["parsers"] if "container" in parser]
+    assert not [p for p in files_input.get("processors", []) if "add_docker_metadata" in p]
+
+    # Not root: Filebeat's own user, reading the directory through its group.
+    assert filebeat["user"] == "1000:1000" and "no-new-privileges:true" in filebeat["security_opt"]
+    init = services()["gateway-logs-init"]
+    script = command(init)[-1]
+    owner = re.search(rf"chown (\d+):(\d+) {log_dir}\b", script)
+    mode = re.search(rf"chmod (0?[0-7]{{3}}) {log_dir}\b", script)
+    assert owner and mode, f"gateway-logs-init must hand {log_dir} over: {script}"
+    assert named_volume_at(init, log_dir) == volume
+    assert tuple(gateway["user"].split(":")) == owner.groups(), "owned by the gateway's user"
+    assert int(mode.group(1), 8) & 0o007 == 0, "nobody else reads the access log"
+    assert int(mode.group(1), 8) & 0o050 == 0o050, "its group lists and reads it"
+    assert owner.group(2) in [str(gid) for gid in filebeat["group_add"]], "Filebeat's group"
+    for reader in ("gateway", "filebeat"):
+        depends = services()[reader]["depends_on"]["gateway-logs-init"]
+        assert depends["condition"] == "service_completed_successfully", reader
+
+
+def test_the_gateway_log_files_are_deleted_when_old():
+    pruner = services()["gateway-logs-pruner"]
+    conf = NGINX_COMPOSE_CONF.read_text()
+    log_dir = re.findall(r"^\s*access_log\s+(\S+)/", conf, re.M)[0]
+    assert named_volume_at(pruner, log_dir) == named_volume_at(services()["gateway"], log_dir)
+    script = command(pruner)[-1]
+    assert re.search(
+        rf"find {log_dir} -name 'access-\*\.log' -mmin \+\$\$\(\(GATEWAY_LOG_KEEP_HOURS \* 60\)\) "
+        r"-delete",
+        script,
+    ), script
+    assert "sleep" in script and script.lstrip().startswith("while true")
+    hours = environment(pruner)["GATEWAY_LOG_KEEP_HOURS"]
+    assert int(interpolate(hours)) >= 24, "a day at least, for Elasticsearch to come back"
+    assert pruner["user"] == services()["gateway"]["user"], "as the files' owner, not root"
+    assert pruner["read_only"] is True and pruner["cap_drop"] == ["ALL"]
+
+
+def test_no_container_reaches_the_docker_daemon():
+    for name, service in services().items():
+        for target, source in bind_mounts(service).items():
+            assert not source.startswith(DOCKER_DAEMON), f"{name} mounts {source}"
+            if source.startswith("/"):
+                assert source in HOST_MOUNTS.get(name, set()), f"{name} mounts the host's {source}"
+                read_only = [v for v in service["volumes"] if v.split(":")[1] == target]
+                assert read_only and read_only[0].split(":")[2].startswith("ro"), name
+        assert not service.get("privileged"), name
+        assert service.get("pid") != "host" and service.get("network_mode") != "host", name
+
+
+# Who each container runs as, where the compose file sets no user: the images' own USER, as
+# published, or an entrypoint that starts as root only to drop to the image's user (gosu or
+# su-exec) before the server runs. A container not listed, and with no user of its own here,
+# fails the test below until someone says which it is.
+IMAGE_USERS = {
+    "docker.elastic.co/elasticsearch/elasticsearch": "elasticsearch (1000)",
+    "docker.elastic.co/kibana/kibana": "kibana (1000)",
+    "curlimages/curl": "curl_user (100)",
+    "prom/prometheus": "nobody",
+    "prom/alertmanager": "nobody",
+    "prom/node-exporter": "nobody",
+    "nginx/nginx-prometheus-exporter": "1001",
+    "jaegertracing/all-in-one": "10001",
+    "grafana/grafana": "grafana (472)",
+}
+DROPS_ROOT_IN_ITS_ENTRYPOINT = {
+    "postgres": "postgres (gosu)",
+    "redis": "redis (gosu / su-exec)",
+    "rabbitmq": "rabbitmq (gosu)",
+    "hashicorp/consul": "consul (su-exec, for `agent`)",
+}
+# One-shots that need root for a moment, with the capabilities they keep.
+ROOT_ONE_SHOTS = {"gateway-logs-init": {"CHOWN", "FOWNER"}}
+
+
+def test_no_container_runs_as_root_unless_it_must():
+    for name, service in services().items():
+        user = str(service.get("user", ""))
+        if name in ROOT_ONE_SHOTS:
+            assert user.split(":")[0] == "0" and service["restart"] == "no", name
+            assert service["cap_drop"] == ["ALL"], name
+            assert set(service["cap_add"]) == ROOT_ONE_SHOTS[name], name
+        elif user:
+            assert user.split(":")[0] not in ("0", "root"), f"{name} runs as root"
+        elif "build" not in service:  # the project's image: USER 10001 (checked above)
+            image = interpolate(service["image"]).rpartition(":")[0]
+            assert image in IMAGE_USERS or image in DROPS_ROOT_IN_ITS_ENTRYPOINT, (
+                f"{name}: {image} may run as root; set its user, or list who it runs as"
+            )
+
+
+def named_volume_at(service: dict[str, Any], target: str) -> str | None:
+    for volume in service.get("volumes", []):
+        source, container_path = volume.split(":")[:2]
+        if container_path == target and not source.startswith((".", "/")):
+            return source
+    return None
+
+
+def volume_read_only(service: dict[str, Any], target: str) -> bool:
+    for volume in service.get("volumes", []):
+        parts = volume.split(":")
+        if parts[1] == target:
+            return len(parts) > 2 and "ro" in parts[2].split(",")
+    raise AssertionError(f"nothing mounted at {target}")
 
 
 # --- Consul and its ACLs -------------------------------------------------------------------------

@@ -24,7 +24,9 @@ def test_compose_conf_resolves_every_service_through_docker_dns():
     for service in ("user", "product", "cart", "order", "payment", "notification"):
         assert re.search(rf"server {service}-service:8000 resolve ", conf), service
         assert f"zone {service}_service 64k;" in conf
-    assert "daemon off;" in conf and "access_log /dev/stdout" in conf
+    assert "daemon off;" in conf and "error_log /dev/stderr warn;" in conf
+    # The access log in hourly files on the volume Filebeat reads (test_compose checks it).
+    assert "access_log /var/log/gateway/access-$access_log_hour.log json_access;" in conf
     assert "include /etc/nginx/routes.conf;" in conf
 
 
@@ -36,10 +38,12 @@ def test_every_upstream_the_routes_use_is_defined():
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
-def test_nginx_accepts_the_rendered_config(tmp_path: Path):
+@pytest.mark.parametrize("hourly_files", [False, True], ids=["make dev", "hourly access log"])
+def test_nginx_accepts_the_rendered_config(tmp_path: Path, hourly_files: bool):
     services = ["user", "product", "cart", "order", "payment", "notification"]
     upstreams = {f"{s}_service": [f"127.0.0.1:{5001 + n}"] for n, s in enumerate(services)}
-    conf = render(tmp_path, "18999", upstreams)
+    options = {"access_log_dir": str(tmp_path / "logs")} if hourly_files else {}
+    conf = render(tmp_path, "18999", upstreams, **options)
     result = subprocess.run(
         ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
     )

@@ -126,10 +126,12 @@ async def place_order(
     if existing is not None:
         check_same_request(existing.id, existing.request_fingerprint, fingerprint)
         return existing
-    if await is_erased(session, user.user_id):  # deleted in the seconds before its token expired
-        raise AccountErased("This account no longer exists.")
-
     priced = price(await _cart(peers, authorization))
+    # Deleted in the seconds before its token was refused: checked under the person's lock,
+    # held to the commit, so the order either commits before the erasure (which anonymises
+    # it) or is refused.
+    if await is_erased(session, user.user_id):
+        raise AccountErased("This account no longer exists.")
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
         "user_id": user.user_id,

@@ -33,9 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared_core.context import run_after_commit
 from shared_events.bus import EventBus
-from shared_events.events import Event
+from shared_events.erasure import ErasureSweeper
+from shared_events.events import Event, UserDeleted
 from shared_events.store import inbox
 from shared_events.topology import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
     declare_exchange,
     declare_service_queues,
     parked_queue_name,
@@ -44,9 +47,6 @@ from shared_events.topology import (
 )
 
 log = structlog.get_logger(__name__)
-
-ATTEMPT_HEADER = "x-attempt"
-ERROR_HEADER = "x-error"
 
 EVENTS_CONSUMED = Counter(
     "events_consumed_total",
@@ -104,6 +104,8 @@ class EventConsumer:
         self.service = service
         self.bus = bus
         self.sessionmaker = sessionmaker
+        self.erasure = ErasureSweeper(service, bus, retry_delays_ms(max_attempts, base_delay_ms))
+        handlers = {**handlers, UserDeleted: self.erasure.handler(handlers.get(UserDeleted))}
         self.handlers: dict[str, tuple[type[Event], Handler]] = {
             cls.event_type(): (cls, handler) for cls, handler in handlers.items()
         }
@@ -140,6 +142,7 @@ class EventConsumer:
         await self._queue.consume(self.on_message)
 
     async def stop(self) -> None:
+        self.erasure.stop()
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         self._channel = None

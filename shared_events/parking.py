@@ -8,8 +8,7 @@ from typing import Any
 import aio_pika
 
 from shared_events.bus import event_message
-from shared_events.consumer import ATTEMPT_HEADER, ERROR_HEADER
-from shared_events.topology import parked_queue_name
+from shared_events.topology import ATTEMPT_HEADER, ERROR_HEADER, parked_queue_name
 
 
 @dataclasses.dataclass

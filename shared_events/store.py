@@ -67,9 +67,20 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 # must stay (orders and payments, for accounting), identifying no one.
 ERASED_EMAIL = "erased@erased.invalid"
 ERASED_NAME = "(erased)"
-_ERASED_EVENT_FIELDS = json.dumps(
-    {"email": ERASED_EMAIL, "userEmail": ERASED_EMAIL, "fullName": ERASED_NAME, "phone": None}
-)
+# The personal fields an event body may carry, and what stands in for each once the person is
+# erased (in outboxes, and in messages waiting in retry or parked queues).
+ERASED_EVENT_FIELDS: dict[str, Any] = {
+    "email": ERASED_EMAIL,
+    "userEmail": ERASED_EMAIL,
+    "fullName": ERASED_NAME,
+    "phone": None,
+}
+_ERASED_EVENT_FIELDS = json.dumps(ERASED_EVENT_FIELDS)
+
+
+def anonymised(payload: dict[str, Any]) -> dict[str, Any]:
+    """An event body with the personal fields it has replaced (as ``erase_from_outbox`` does)."""
+    return payload | {key: value for key, value in ERASED_EVENT_FIELDS.items() if key in payload}
 
 
 def trace_headers(request_id: str | None = None) -> dict[str, str]:
@@ -117,11 +128,27 @@ async def erase_from_outbox(session: AsyncSession, user_id: uuid.UUID) -> None:
     )
 
 
+def _person_lock_key(user_id: uuid.UUID) -> int:
+    """The advisory lock standing for one person in a service's database (64 bits of the id;
+    two people sharing one only wait for each other a moment)."""
+    return int.from_bytes(user_id.bytes[:8], "big", signed=True)
+
+
 async def record_erasure(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """The tombstone, under the person's lock held exclusively to the commit: whoever checked
+    ``is_erased`` and is still writing about them finishes first (the erasure then sees and
+    anonymises what they wrote), and whoever checks after waits for the tombstone."""
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_person_lock_key(user_id))))
     await session.execute(insert(erased_users).values(user_id=user_id).on_conflict_do_nothing())
 
 
 async def is_erased(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Whether the person was erased here; the person's lock is then held (shared) to the
+    commit, so what the caller writes of them either precedes the erasure or is refused.
+    (Two statements: the look-up's snapshot must be taken once the lock is held.)"""
+    await session.execute(
+        sa.select(sa.func.pg_advisory_xact_lock_shared(_person_lock_key(user_id)))
+    )
     found = await session.scalar(
         sa.select(erased_users.c.user_id).where(erased_users.c.user_id == user_id)
     )

@@ -40,6 +40,11 @@ AT_LEAST_ONCE: dict[str, Any] = {
 }
 
 
+# Headers of a retried or parked copy: its attempt number, and the error that sent it there.
+ATTEMPT_HEADER = "x-attempt"
+ERROR_HEADER = "x-error"
+
+
 def parked_queue_name(service: str) -> str:
     return f"{service}.parked"
 

@@ -2,7 +2,8 @@
 ``/api/v1/services/<service>/admin/...`` (administrators only):
 
 - ``GET /admin/status``: the service's readiness checks, its queue (messages waiting,
-  consumers) and its parked messages (how many, and the first ``limit`` with their errors);
+  consumers) and its parked messages (how many, and the first ``limit`` with their errors,
+  personal fields masked);
 - ``POST /admin/parked/replay``: parked messages back onto its queue (one by ``messageId``, or
   all), as ``make dlq-replay`` does.
 
@@ -10,6 +11,7 @@ A service that consumes no events (user_service) has no queue: ``queue`` is null
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -24,6 +26,7 @@ from shared_events.parking import (
 from shared_runtime.auth import AdminUser
 from shared_runtime.errors import ApiError
 from shared_runtime.health import readiness
+from shared_runtime.logs import redact
 
 router = APIRouter(prefix="/admin", tags=["back office"])
 
@@ -62,6 +65,16 @@ class ReplayOut(CamelModel):
     remaining: int
 
 
+def _masked(parked: Parked) -> Parked:
+    """What a back-office user may read of a parked message: its personal fields and any
+    secret masked, as in the logs (a replay sends the message as it is)."""
+    try:
+        body = json.dumps(redact(json.loads(parked.body)))
+    except ValueError:
+        body = redact(parked.body)
+    return parked.model_copy(update={"body": body, "error": redact(parked.error)})
+
+
 def _consumes(request: Request) -> bool:
     return getattr(request.app.state, "consumer", None) is not None
 
@@ -98,7 +111,7 @@ async def status(
         except UnknownService as exc:
             raise ApiError(503, "queue_unavailable", str(exc)) from exc
         queue = QueueOut(name=settings.service_name, **state)
-        parked = [Parked.model_validate(p, from_attributes=True) for p in found]
+        parked = [_masked(Parked.model_validate(p, from_attributes=True)) for p in found]
     return ServiceStatus(
         service=settings.service_name,
         ready=all(state == "ok" for state in checks.values()),

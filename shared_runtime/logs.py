@@ -33,15 +33,17 @@ _SECRET_TEXT = [
 ]
 
 
-def _redact_value(value: Any) -> Any:
+def redact(value: Any) -> Any:
+    """``value`` with secrets and personal data masked: under the keys that name them, and
+    in free text (the log lines' rule; the back office shows parked bodies by it too)."""
     if isinstance(value, str):
         for pattern in _SECRET_TEXT:
             value = pattern.sub(REDACTED, value)
         return value
     if isinstance(value, dict):
-        return {k: REDACTED if _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
+        return {k: REDACTED if _is_secret_key(k) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
+        return [redact(v) for v in value]
     return value
 
 
@@ -51,7 +53,7 @@ def _is_secret_key(key: object) -> bool:
 
 def redact_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: secrets and personal data never reach a log line."""
-    return {k: (REDACTED if _is_secret_key(k) else _redact_value(v)) for k, v in event_dict.items()}
+    return {k: (REDACTED if _is_secret_key(k) else redact(v)) for k, v in event_dict.items()}
 
 
 def add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

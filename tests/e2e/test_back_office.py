@@ -5,15 +5,15 @@ reads that line's error. Every page passes axe-core and is photographed."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
 import aio_pika
 from playwright.async_api import Browser, expect
 
-from shared_events.consumer import ATTEMPT_HEADER, ERROR_HEADER
 from shared_events.events import UserRegistered
-from shared_events.topology import parked_queue_name
+from shared_events.topology import ATTEMPT_HEADER, ERROR_HEADER, parked_queue_name
 from tests.e2e.browser import ORIGIN, photographed, signed_in
 from tests.e2e.conftest import DESKTOP
 from tests.e2e.test_orders import new_product, order, product_state, settled
@@ -157,6 +157,11 @@ async def test_the_shop_sees_each_services_queue_and_replays_what_was_parked(
     assert seen["queue"]["parked"] >= 2 and {str(first.id), str(second.id)} <= set(mine)
     assert mine[str(first.id)]["error"] == "SendGrid answered 503"
     assert mine[str(first.id)]["eventType"] == "UserRegistered"
+    # Read in the back office, a body's personal fields are masked (the message is not).
+    shown = json.loads(mine[str(first.id)]["body"])
+    assert shown["email"] == shown["fullName"] == "[REDACTED]"
+    assert shown["userId"] == str(first.user_id)
+    assert first.email not in str(seen)
 
     one = await gateway.post(
         "/services/notification_service/admin/parked/replay",

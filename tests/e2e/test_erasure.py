@@ -3,16 +3,24 @@ holds their e-mail, phone, name or address; orders and payments stay, anonymised
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import uuid
 
+import aio_pika
 import asyncpg
 import redis.asyncio as redis
 
 from cart_service.service import cart_key
+from shared_events.events import UserRegistered
+from shared_events.parking import list_parked
+from shared_events.store import ERASED_EMAIL
+from shared_events.topology import parked_queue_name
 from tests.e2e.conftest import DATABASES, DB_SUFFIX, STACK_ENV
-from tests.e2e.test_orders import new_product, payment, settled
-from tests.support import PG, eventually
+from tests.e2e.test_back_office import park
+from tests.e2e.test_orders import ADDRESS, new_product, payment, settled, shopper
+from tests.support import AMQP_URL, PG, eventually
 
 
 async def traces(needles: list[str]) -> list[str]:
@@ -139,3 +147,109 @@ async def test_a_deleted_account_leaves_nothing_personal_in_any_database(gateway
     assert {d["channel"] for d in deliveries} == {"email", "sms"}
     assert {d["recipient"] for d in deliveries} == {"erased@erased.invalid", "(erased)"}
     assert contact == 0
+
+
+async def _order_while_deleting(gateway, product_id: str) -> tuple[str, int]:
+    """A new customer orders and deletes their account at the same moment: the user's id and
+    the order's answer."""
+    user = await shopper(gateway, phone=None)
+    me = (await gateway.get("/users/me", headers=user)).json()
+    added = await gateway.post(
+        "/cart/items", json={"productId": product_id, "quantity": 1}, headers=user
+    )
+    assert added.status_code == 201
+
+    async def place() -> int:
+        await asyncio.sleep(random.uniform(0, 0.15))  # anywhere in the erasure's way
+        response = await gateway.post(
+            "/orders",
+            json={"shippingAddress": ADDRESS, "paymentMethodId": "pm_card_visa"},
+            headers=user | {"Idempotency-Key": str(uuid.uuid4())},
+        )
+        return response.status_code
+
+    deleted, placed = await asyncio.gather(
+        gateway.request("DELETE", "/users/me", json={"password": "correct-horse"}, headers=user),
+        place(),
+    )
+    assert deleted.status_code == 204
+    return me["id"], placed
+
+
+async def test_an_order_racing_its_customers_deletion_is_anonymised_or_refused(
+    gateway, admin_token
+):
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    kettle = await new_product(gateway, admin, stock=100)
+    rounds = []
+    for _ in range(5):  # 50 races, 10 at a time
+        rounds += await asyncio.gather(
+            *(_order_while_deleting(gateway, kettle["id"]) for _ in range(10))
+        )
+    assert {status for _, status in rounds} <= {202, 401, 410}
+    users = [uuid.UUID(user_id) for user_id, _ in rounds]
+    conn = await asyncpg.connect(PG.replace("+asyncpg", "") + f"/orders{DB_SUFFIX}")
+    try:
+
+        async def erased_everywhere() -> int:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM erased_users WHERE user_id = ANY($1)", users
+                )
+            )
+
+        await eventually(erased_everywhere, until=lambda n: n == len(users), timeout=30)
+        kept = await conn.fetch(
+            "SELECT user_email, shipping_address::text AS address FROM orders"
+            " WHERE user_id = ANY($1)",
+            users,
+        )
+    finally:
+        await conn.close()
+    # Every order that committed, whenever it did, holds nobody.
+    assert len(kept) == sum(1 for _, status in rounds if status == 202)
+    for row in kept:
+        assert row["user_email"] == ERASED_EMAIL
+        assert json.loads(row["address"]) == {"erased": True, "country": ADDRESS["country"]}
+
+
+async def test_an_erased_persons_parked_messages_are_anonymised(gateway):
+    user = await shopper(gateway, phone=None)
+    me = (await gateway.get("/users/me", headers=user)).json()
+    stuck = UserRegistered(user_id=uuid.UUID(me["id"]), email=me["email"], full_name="Ada Parked")
+    await park("notification_service", stuck, "SendGrid answered 503")
+    await park("product_service", stuck, "no handler for event type 'UserRegistered'")
+    deleted = await gateway.request(
+        "DELETE", "/users/me", json={"password": "correct-horse"}, headers=user
+    )
+    assert deleted.status_code == 204
+
+    async def parked_bodies() -> list[dict]:
+        found = []
+        for service in ("notification_service", "product_service"):
+            for message in await list_parked(AMQP_URL, service, limit=1000):
+                if message.message_id == str(stuck.id):
+                    found.append(json.loads(message.body))
+        return found
+
+    bodies = await eventually(
+        parked_bodies,
+        until=lambda found: len(found) == 2 and all(b["email"] == ERASED_EMAIL for b in found),
+        timeout=15,
+        what="the parked copies anonymised",
+    )
+    assert {b["fullName"] for b in bodies} == {"(erased)"}
+    # Leave nothing parked for the other tests.
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for service in ("notification_service", "product_service"):
+            queue = await channel.get_queue(parked_queue_name(service), ensure=False)
+            others = []
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                if message.message_id == str(stuck.id):
+                    await message.ack()
+                else:
+                    others.append(message)
+            for message in others:
+                await message.nack()

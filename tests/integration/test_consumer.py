@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from shared_events.bus import EventBus
-from shared_events.consumer import ERROR_HEADER, EventConsumer
+from shared_events.consumer import EventConsumer
 from shared_events.events import UserRegistered
 from shared_events.parking import Replay, UnknownService, list_parked, replay_parked
 from shared_events.relay import OutboxRelay
 from shared_events.store import add_event
-from shared_events.topology import parked_queue_name
+from shared_events.topology import ERROR_HEADER, parked_queue_name
 from tests.integration.conftest import effects
 from tests.support import AMQP_URL, AMQP_VHOST, PG, ROOT, eventually, rabbitmqctl
 

@@ -18,7 +18,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from shared_core.fields import PERSONAL_QUERY_FIELDS, REDACTED_QUERY  # noqa: E402
 from shared_runtime.observability import REQUEST_ID_PATTERN  # noqa: E402
+
+# shared_core.fields.redact_query's rule, for nginx (PCRE, case-insensitive): a field named
+# after something personal, or a name hidden by percent-encoding.
+PERSONAL_QUERY_PATTERN = (
+    f"~*(^|&)[^=&]*({'|'.join(PERSONAL_QUERY_FIELDS)})[^=&]*(=|&|$)|(^|&)[^=&]*%[^=&]*="
+)
 
 WEB_ROOT = HERE.parent / "web" / "dist"
 STOREFRONT_CSP = "; ".join(
@@ -115,12 +122,22 @@ http {{
     limit_req_zone $binary_remote_addr zone=auth:10m rate={auth_rate};
     limit_conn_zone $binary_remote_addr zone=streams:10m;
 
+    # What the access log records of a request's URI: its path, and its query string only when
+    # no field in it may be personal (shared_core.fields.PERSONAL_QUERY_FIELDS), else masked.
+    map $request_uri $request_path {{
+        "~^(?<path>[^?]*)" $path;
+    }}
+    map $args $loggable_args {{
+        default $args;
+        "{personal_query}" "{redacted_query}";
+    }}
+
     # The same field names as the services' log lines (timestamp, service, request_id,
     # trace_id), so one search in Kibana finds a request in the gateway and behind it.
     log_format json_access escape=json '{{"timestamp":"$time_iso8601","service":"gateway",'
         '"level":"info","event":"request","request_id":"$request_id_out",'
         '"trace_id":"$trace_id_out","remote_addr":"$remote_addr","method":"$request_method",'
-        '"uri":"$request_uri","status":$status,"bytes":$body_bytes_sent,'
+        '"uri":"$request_path$is_args$loggable_args","status":$status,"bytes":$body_bytes_sent,'
         '"request_time":$request_time,"upstream":"$upstream_addr",'
         '"upstream_status":"$upstream_status","upstream_time":"$upstream_response_time"}}';
 {access_log}
@@ -252,6 +269,8 @@ def render_conf(
         real_ip += "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
     return MAIN.format(
         request_id_pattern=REQUEST_ID_PATTERN,
+        personal_query=PERSONAL_QUERY_PATTERN,
+        redacted_query=REDACTED_QUERY,
         pid=paths["pid"],
         error_log=paths["error_log"],
         daemon=paths["daemon"],

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import pycountry
 from pydantic import AfterValidator, Field
 
+from order_service.domain import Status
 from shared_core.fields import Line, OptionalLine
 from shared_events.events import CamelModel
 
@@ -44,6 +45,20 @@ class CancelOrder(CamelModel):
         max_length=500,
         description="An administrator's reason, told to the customer (required for them).",
     )
+
+
+class SearchOrders(CamelModel):
+    """What the back office searches orders by, in a body: a query string is written to the
+    gateway's access log and to traces, and an e-mail must not be."""
+
+    search: OptionalLine = Field(
+        default=None,
+        max_length=200,
+        description="The start of an order's id, or part of the customer's e-mail.",
+    )
+    status: Status | None = None
+    page: int = Field(default=1, ge=1, le=10_000)
+    page_size: int = Field(default=20, ge=1, le=100)
 
 
 class ShipOrder(CamelModel):

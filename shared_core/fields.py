@@ -93,3 +93,27 @@ Money = Annotated[
     Decimal,
     Field(gt=0, le=MAX_PRICE, max_digits=12, decimal_places=2, description='e.g. "9.90"'),
 ]
+
+
+# Query-string fields that may hold personal data (an e-mail searched for, a name, a link's
+# token): what the gateway's access log and the services' spans record of them is masked
+# (nginx/render.py builds its pattern from this list; ``redact_query`` is the Python side).
+# Matched anywhere in a field's name, so ``userEmail`` and ``fullName`` are covered too.
+PERSONAL_QUERY_FIELDS = ("search", "email", "name", "phone", "address", "token", "password")
+REDACTED_QUERY = "[redacted]"
+_PERSONAL_QUERY = re.compile(
+    rf"(?:^|&)[^=&]*(?:{'|'.join(PERSONAL_QUERY_FIELDS)})[^=&]*(?:=|&|$)|(?:^|&)[^=&]*%[^=&]*=",
+    re.IGNORECASE,
+)
+
+
+def redact_query(query: str) -> str:
+    """A query string as it may be recorded: the whole of it masked when any field in it may be
+    personal (by its name, or a name hidden by percent-encoding), else as it is."""
+    return REDACTED_QUERY if _PERSONAL_QUERY.search(query) else query
+
+
+def redact_url(url: str) -> str:
+    """A URL (or a path with its query) with ``redact_query`` applied to its query."""
+    base, sep, query = url.partition("?")
+    return f"{base}{sep}{redact_query(query)}" if sep else url

@@ -21,6 +21,8 @@ from typing import Any
 
 from opentelemetry import trace
 
+from shared_core.fields import redact_query, redact_url
+
 ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _QUIET_URLS = "/health,/ready,/metrics"
 
@@ -52,11 +54,32 @@ def configure(service_name: str) -> Any:
     return provider
 
 
+# The attributes of a server span that hold the request's query string (the semantic
+# conventions' old and new names).
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.full", "url.query")
+
+
+def _redact_request(span: Any, _scope: dict[str, Any]) -> None:
+    """A server span records the URL without personal query fields (shared_core.fields):
+    the spans go to Jaeger, which keeps them, and to whoever reads it."""
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str):
+            redacted = redact_query(value) if name == "url.query" else redact_url(value)
+            if redacted != value:
+                span.set_attribute(name, redacted)
+
+
 def instrument_app(app: Any) -> None:
     if enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls=_QUIET_URLS)
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls=_QUIET_URLS, server_request_hook=_redact_request
+        )
 
 
 def instrument_engine(engine: Any) -> None:
@@ -73,7 +96,7 @@ def client_trace_configs() -> list[Any]:
         return []
     from opentelemetry.instrumentation.aiohttp_client import create_trace_config
 
-    return [create_trace_config()]
+    return [create_trace_config(url_filter=lambda url: redact_url(str(url)))]
 
 
 def shutdown(provider: Any) -> None:

@@ -108,6 +108,9 @@ class OtlpReceiver(FakeApi):
                                 "span_id": span.span_id.hex(),
                                 "parent_id": span.parent_span_id.hex() or None,
                                 "links": [link.span_id.hex() for link in span.links],
+                                "attributes": {
+                                    a.key: a.value.string_value for a in span.attributes
+                                },
                             }
                         )
         return found

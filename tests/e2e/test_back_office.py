@@ -41,6 +41,7 @@ async def test_the_shop_ships_and_the_shoppers_page_follows(browser: Browser, ga
         await page.get_by_label("Order id or customer e-mail").fill(placed["id"][:8])
         await page.get_by_role("button", name="Show").click()
         await expect(page.get_by_text("1 orders")).to_be_visible()
+        assert placed["id"][:8] not in page.url  # what was searched for stays out of the URL
         await photographed(page, "admin-orders")
         await page.get_by_role("link", name=placed["id"][:8]).click()
         await expect(page.get_by_test_id("order-status")).to_have_text("CONFIRMED")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nginx.render import HERE, compose_conf, render
+from nginx.render import HERE, PERSONAL_QUERY_PATTERN, compose_conf, render
+from shared_core.fields import REDACTED_QUERY, redact_query
 
 
 def test_compose_conf_is_the_rendered_one():
@@ -48,3 +49,29 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path, hourly_files: bool):
         ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+QUERIES = [
+    ("search=ada%40example.com", True),
+    ("status=PENDING&page=2", False),
+    ("pageSize=20&userEmail=a@b.c", True),
+    ("FullName=Ada", True),
+    ("%65mail=a@b.c", True),
+    ("page=1&s%65arch=x", True),
+    ("status=PENDING&search", True),
+    ("token=abc", True),
+    ("minPrice=1&sort=name", False),
+    ("q=my-name-is&x=1", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("query", "personal"), QUERIES)
+def test_the_gateway_masks_the_query_strings_the_services_mask(query, personal):
+    """nginx's pattern (its access log) and shared_core.fields.redact_query (the spans) are
+    one rule: they decide alike."""
+    assert PERSONAL_QUERY_PATTERN.startswith("~*")
+    by_nginx = re.search(PERSONAL_QUERY_PATTERN[2:], query, re.IGNORECASE) is not None
+    assert by_nginx is personal
+    assert (redact_query(query) == REDACTED_QUERY) is personal
+    assert redact_query(query) == (REDACTED_QUERY if personal else query)

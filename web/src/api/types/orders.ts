@@ -52,8 +52,8 @@ export interface paths {
         };
         /**
          * List Orders
-         * @description The caller's orders, newest first; an admin sees everyone's. ``search``: the start of
-         *     an order's id, or part of the customer's e-mail.
+         * @description The caller's orders, newest first; an admin sees everyone's. To search them (by an
+         *     order's id or the customer's e-mail): ``POST /orders/search``.
          */
         get: operations["list_orders_orders_get"];
         put?: never;
@@ -66,6 +66,28 @@ export interface paths {
          *     24 hours; after that it may be used for a new order.
          */
         post: operations["place_order_orders_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orders/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search Orders
+         * @description The caller's orders (an admin's: everyone's), newest first, found by ``search``: the
+         *     start of an order's id, or part of the customer's e-mail. In the body, never the URL: the
+         *     e-mail searched for stays out of access logs and traces.
+         */
+        post: operations["search_orders_orders_search_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -345,6 +367,29 @@ export interface components {
         ReplayRequest: {
             /** Messageid */
             messageId?: string | null;
+        };
+        /**
+         * SearchOrders
+         * @description What the back office searches orders by, in a body: a query string is written to the
+         *     gateway's access log and to traces, and an e-mail must not be.
+         */
+        SearchOrders: {
+            /**
+             * Search
+             * @description The start of an order's id, or part of the customer's e-mail.
+             */
+            search?: string | null;
+            status?: components["schemas"]["Status"] | null;
+            /**
+             * Page
+             * @default 1
+             */
+            page: number;
+            /**
+             * Pagesize
+             * @default 20
+             */
+            pageSize: number;
         };
         /** ServiceStatus */
         ServiceStatus: {
@@ -642,7 +687,6 @@ export interface operations {
                 page?: number;
                 pageSize?: number;
                 status?: components["schemas"]["Status"] | null;
-                search?: string | null;
             };
             header?: never;
             path?: never;
@@ -773,6 +817,120 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrderOut"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search_orders_orders_search_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchOrders"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrderPage"];
                 };
             };
             /** @description Bad request */

@@ -4,6 +4,7 @@ refused or held as ``domain.admit_attempt`` says (docs/ARCHITECTURE.md, "Throttl
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 
 import redis.asyncio as redis
@@ -74,20 +75,22 @@ class LoginThrottle:
         self._refund = client.register_script(_REFUND)
 
     @staticmethod
-    def _keys(email: str, ip: str) -> dict[str, str]:
-        email = domain.normalise_email(email)
+    def keys(email: str, ip: str) -> dict[str, str]:
+        """Where each count lives. An account is named by a digest of its e-mail: no address
+        in Redis keys (nor in the spans that name them)."""
+        account = hashlib.sha256(domain.normalise_email(email).encode()).hexdigest()[:32]
         return {
-            "account_ip": f"login-failures:account-ip:{email}:{ip}",
+            "account_ip": f"login-failures:account-ip:{account}:{ip}",
             "ip": f"login-failures:ip:{ip}",
-            "account": f"login-failures:account:{email}",
-            "turn": f"login-turn:{email}",
-            "known_ips": f"login-known-ips:{email}",
+            "account": f"login-failures:account:{account}",
+            "turn": f"login-turn:{account}",
+            "known_ips": f"login-known-ips:{account}",
         }
 
     async def reserve(self, email: str, ip: str) -> Attempt:
         """Count this attempt, and refuse it (TooManyAttempts) or hold it for the account's
         turn as the rules say."""
-        keys = self._keys(email, ip)
+        keys = self.keys(email, ip)
         window = self.limits.window_s
         try:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -144,7 +147,7 @@ class LoginThrottle:
         everywhere grow, and a count that reached its limit is locked, longer each time."""
         if not attempt.counted:
             return
-        keys = self._keys(attempt.email, attempt.ip)
+        keys = self.keys(attempt.email, attempt.ip)
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.incr(keys["account"])
@@ -180,7 +183,7 @@ class LoginThrottle:
         account is known to be opened from."""
         if not attempt.counted:
             return
-        keys = self._keys(attempt.email, attempt.ip)
+        keys = self.keys(attempt.email, attempt.ip)
         try:
             await self._refund([keys["ip"]])
             async with self.client.pipeline(transaction=True) as pipe:
@@ -193,7 +196,7 @@ class LoginThrottle:
 
     async def forget(self, email: str) -> None:
         """An account deleted: nothing of it (its addresses) stays in Redis."""
-        keys = self._keys(email, "-")
+        keys = self.keys(email, "-")
         try:
             await self.client.delete(keys["account"], keys["turn"], keys["known_ips"])
         except redis.RedisError as exc:

@@ -31,6 +31,8 @@ class Settings(ServiceSettings):
     port: int = ME.port
     database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
     shop_name: str = "Demo Shop"
+    # Where the storefront is, as customers reach it: the links in e-mails open its pages.
+    shop_url: str = "http://localhost:8080"
     email_from: str = "shop@example.com"
     sendgrid_api_key: str | None = Field(None, validation_alias="SENDGRID_API_KEY")
     sendgrid_api_host: str = Field("https://api.sendgrid.com", validation_alias="SENDGRID_API_HOST")
@@ -55,7 +57,7 @@ async def _on_startup(app: FastAPI) -> None:
             settings.twilio_from_number,
             settings.twilio_api_base,
         )
-    app.state.notifier = Notifier(email, sms, settings.shop_name)
+    app.state.notifier = Notifier(email, sms, settings.shop_name, settings.shop_url)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from shared_events.events import (
+    EmailVerificationRequested,
+    EmailVerified,
     OrderCancelled,
     OrderConfirmed,
     OrderCreated,
     OrderLine,
     OrderShipped,
+    PasswordResetRequested,
     PaymentProcessed,
-    UserRegistered,
     declined_in_words,
 )
 
@@ -29,13 +31,17 @@ OrderEvent = OrderCreated | OrderConfirmed | OrderCancelled | PaymentProcessed |
 
 
 class Known(Protocol):
-    """What this service knows of a customer, from their UserRegistered (the contact)."""
+    """What this service knows of a customer, from their UserRegistered and EmailVerified (the
+    contact)."""
 
     @property
     def full_name(self) -> str: ...
 
     @property
     def phone(self) -> str | None: ...
+
+    @property
+    def verified(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +64,13 @@ def order_ref(order_id: uuid.UUID) -> str:
     return f"#{str(order_id)[:8].upper()}"
 
 
-def greeting_name(contact: Known | None, email: str) -> str:
-    """The name a message greets: the contact's, else the e-mail address's local part (an
-    order event may arrive before the UserRegistered that makes the contact)."""
-    return contact.full_name if contact is not None else email.split("@")[0]
+def greeting(contact: Known | None) -> str:
+    """How a message greets: by the contact's name once their address is verified; else with
+    no name at all. A name is what a registrant typed, and until the address is shown to be
+    theirs, the shop writes nothing of theirs to it (it could be anyone's address)."""
+    if contact is None or not contact.verified:
+        return "Hello,"
+    return f"Hello {contact.full_name},"
 
 
 def order_lines(items: Sequence[OrderLine], currency: str) -> str:
@@ -83,14 +92,35 @@ def sms_number(contact: Known | None) -> str | None:
     return contact.phone
 
 
-def welcome(event: UserRegistered) -> Message:
-    """A new account gets a welcome e-mail at the address it registered with."""
+def welcome(event: EmailVerified) -> Message:
+    """A verified address gets the welcome e-mail, which greets the account's name."""
     return Message(
         channel="email",
         template="welcome",
         to=event.email,
         reference=None,
         values={"full_name": event.full_name, "email": event.email},
+    )
+
+
+# The storefront's pages a link opens; the token goes after "#", so no server (the gateway's
+# access log included) ever receives it.
+LINK_PAGES = {"verify_email": "/verify-email", "password_reset": "/reset-password"}
+
+
+def link_email(
+    event: EmailVerificationRequested | PasswordResetRequested, shop_url: str
+) -> Message:
+    """The e-mail with a link (verify the address, or reset the password): sent to the
+    account's address, holding nothing the account's owner chose."""
+    template = "verify_email" if isinstance(event, EmailVerificationRequested) else "password_reset"
+    link = f"{shop_url.rstrip('/')}{LINK_PAGES[template]}#token={event.token}"
+    return Message(
+        channel="email",
+        template=template,
+        to=event.email,
+        reference=None,
+        values={"link": link, "expires": event.expires_at.strftime("%Y-%m-%d %H:%M UTC")},
     )
 
 
@@ -101,7 +131,7 @@ def _order_email(event: OrderEvent, contact: Known | None, template: str, **extr
         to=event.user_email,
         reference=event.order_id,
         values={
-            "name": greeting_name(contact, event.user_email),
+            "greeting": greeting(contact),
             "order_ref": order_ref(event.order_id),
             **extra,
         },

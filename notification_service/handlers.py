@@ -9,11 +9,14 @@ from notification_service import service
 from notification_service.service import Notifier
 from shared_events.consumer import EventContext, Handler
 from shared_events.events import (
+    EmailVerificationRequested,
+    EmailVerified,
     Event,
     OrderCancelled,
     OrderConfirmed,
     OrderCreated,
     OrderShipped,
+    PasswordResetRequested,
     PaymentProcessed,
     UserDeleted,
     UserRegistered,
@@ -24,7 +27,12 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     notifier: Notifier = app.state.notifier
 
     async def on_user_registered(
-        session: AsyncSession, event: UserRegistered, context: EventContext
+        session: AsyncSession, event: UserRegistered, _: EventContext
+    ) -> None:
+        await service.remember_contact(session, event)  # the welcome waits for EmailVerified
+
+    async def on_email_verified(
+        session: AsyncSession, event: EmailVerified, context: EventContext
     ) -> None:
         await notifier.welcome(session, event, context)
 
@@ -35,6 +43,9 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
     order_update: Handler = notifier.order_update
     return {
         UserRegistered: on_user_registered,
+        EmailVerified: on_email_verified,
+        EmailVerificationRequested: notifier.send_link,
+        PasswordResetRequested: notifier.send_link,
         UserDeleted: on_user_deleted,
         OrderCreated: order_update,
         OrderConfirmed: order_update,

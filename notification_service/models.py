@@ -38,7 +38,8 @@ class Delivery(Base):
 
 
 class Contact(Base):
-    """How to reach a customer, from UserRegistered: the SMS on shipping needs the phone."""
+    """How to reach a customer, from UserRegistered (and EmailVerified): the SMS on shipping
+    needs the phone; the name is used in e-mails only once the address is ``verified``."""
 
     __tablename__ = "contacts"
 
@@ -46,3 +47,6 @@ class Contact(Base):
     email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
     full_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     phone: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    verified: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )

@@ -20,7 +20,13 @@ from notification_service.models import Contact, Delivery
 from notification_service.providers import EmailMessage, EmailProvider, SmsMessage, SmsProvider
 from notification_service.templates import render
 from shared_events.consumer import EventContext
-from shared_events.events import Event, UserRegistered
+from shared_events.events import (
+    EmailVerificationRequested,
+    EmailVerified,
+    Event,
+    PasswordResetRequested,
+    UserRegistered,
+)
 from shared_events.store import (
     ERASED_EMAIL,
     ERASED_NAME,
@@ -33,10 +39,13 @@ log = structlog.get_logger(__name__)
 
 
 class Notifier:
-    def __init__(self, email: EmailProvider, sms: SmsProvider, shop_name: str) -> None:
+    def __init__(
+        self, email: EmailProvider, sms: SmsProvider, shop_name: str, shop_url: str
+    ) -> None:
         self.email = email
         self.sms = sms
         self.shop_name = shop_name
+        self.shop_url = shop_url
 
     async def deliver(
         self,
@@ -94,12 +103,25 @@ class Notifier:
         log.info("message_sent", channel=channel, template=template, provider=provider)
 
     async def welcome(
-        self, session: AsyncSession, event: UserRegistered, context: EventContext
+        self, session: AsyncSession, event: EmailVerified, context: EventContext
     ) -> None:
-        """A new account: keep its contact and send the welcome e-mail."""
+        """A verified address: the contact may be greeted by name now, starting with the
+        welcome e-mail."""
         if not await remember_contact(session, event):
             return
         message = domain.welcome(event)
+        await self.deliver(
+            session, event=event, user_id=event.user_id, message=message, context=context
+        )
+
+    async def send_link(
+        self,
+        session: AsyncSession,
+        event: EmailVerificationRequested | PasswordResetRequested,
+        context: EventContext,
+    ) -> None:
+        """The e-mail with a link (verify the address, reset the password)."""
+        message = domain.link_email(event, self.shop_url)
         await self.deliver(
             session, event=event, user_id=event.user_id, message=message, context=context
         )
@@ -115,11 +137,13 @@ class Notifier:
             )
 
 
-async def remember_contact(session: AsyncSession, event: UserRegistered) -> bool:
-    """Keep (or refresh) how to reach the customer; False if the account is already erased
-    (deleted before this event arrived), and then nothing is kept."""
+async def remember_contact(session: AsyncSession, event: UserRegistered | EmailVerified) -> bool:
+    """Keep (or refresh) how to reach the customer, verified once an EmailVerified came (in
+    whichever order the two arrive: a contact never goes back to unverified); False if the
+    account is already erased (deleted before this event arrived), and then nothing is kept."""
     if await is_erased(session, event.user_id):
         return False
+    verified = isinstance(event, EmailVerified)
     await session.execute(
         insert(Contact)
         .values(
@@ -127,10 +151,16 @@ async def remember_contact(session: AsyncSession, event: UserRegistered) -> bool
             email=event.email,
             full_name=event.full_name,
             phone=event.phone,
+            verified=verified,
         )
         .on_conflict_do_update(
             index_elements=[Contact.user_id],
-            set_={"email": event.email, "full_name": event.full_name, "phone": event.phone},
+            set_={
+                "email": event.email,
+                "full_name": event.full_name,
+                "phone": event.phone,
+                "verified": Contact.verified | verified,
+            },
         )
     )
     return True

@@ -11,7 +11,7 @@ import pycountry
 from pydantic import AfterValidator, Field
 
 from order_service.domain import Status
-from shared_core.fields import Line, OptionalLine
+from shared_core.fields import Line, OptionalLine, PersonName
 from shared_events.events import CamelModel
 
 
@@ -23,7 +23,7 @@ def _country(code: str) -> str:
 
 
 class ShippingAddress(CamelModel):
-    full_name: Line = Field(max_length=200)
+    full_name: PersonName = Field(max_length=200)
     line1: Line = Field(max_length=200)
     line2: OptionalLine = Field(default=None, max_length=200)
     city: Line = Field(max_length=100)

@@ -4,6 +4,8 @@ numbers, money within bounds. One set, so the same input is refused the same way
 - ``Line``: one line of required text. Surrounding whitespace is dropped; refused when nothing
   visible is left (only spaces, Unicode separators, control or format characters such as
   U+200B), or when it holds a control character. ``OptionalLine``: the same, or absent.
+- ``PersonName``: a ``Line`` that holds no e-mail address, web address or line separator (it
+  is greeted in e-mails the shop sends).
 - ``Paragraph``: free text (may be empty); tabs and line breaks allowed, other control
   characters not.
 - ``Quantity``, ``Count``: JSON integers only (``true``, ``1.0`` and ``"1"`` are refused), from
@@ -73,6 +75,25 @@ def _line(value: str) -> str:
 
 
 Line = Annotated[str, AfterValidator(_line)]
+
+# What no person's name holds, and what would make one a link or an address in a message the
+# shop sends (a welcome e-mail greets the name a stranger typed): an e-mail address, a URL
+# (a scheme, "www.", a domain such as "example.com" or "evil.co/x", an IPv4 address), and the
+# Unicode line and paragraph separators (the other line breaks are control characters).
+_NOT_IN_A_NAME = re.compile(
+    r"@|://|www\.|[\w-]\.[a-z]{2,63}\b|\d{1,3}(?:\.\d{1,3}){3}|[\u2028\u2029]", re.IGNORECASE
+)
+
+
+def _person_name(value: str) -> str:
+    value = _line(value)
+    if _NOT_IN_A_NAME.search(value):
+        raise ValueError("must be a name: no e-mail address, web address or line break")
+    return value
+
+
+# A person's name (an account's, an address's): a Line that is no link and no address.
+PersonName = Annotated[str, AfterValidator(_person_name)]
 
 
 def _optional_line(value: str | None) -> str | None:

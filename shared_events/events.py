@@ -69,6 +69,38 @@ class UserDeleted(Event):
     user_id: uuid.UUID
 
 
+class EmailVerificationRequested(Event):
+    """Send the link that verifies ``email`` (at registration, or asked for again). The message
+    holds nothing the registrant chose: the address it goes to is the only thing theirs."""
+
+    routing_key: ClassVar[str] = "user.email_verification_requested"
+    user_id: uuid.UUID
+    email: str
+    token: str  # the link's; a secret until it expires
+    expires_at: datetime
+
+
+class EmailVerified(Event):
+    """The account's owner followed a link sent to ``email``: the shop may now write to it with
+    the name they gave (the welcome e-mail)."""
+
+    routing_key: ClassVar[str] = "user.email_verified"
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    phone: str | None = None
+
+
+class PasswordResetRequested(Event):
+    """Send the link that sets a new password, to the account's address (it holds no name)."""
+
+    routing_key: ClassVar[str] = "user.password_reset_requested"
+    user_id: uuid.UUID
+    email: str
+    token: str  # the link's; a secret until it expires or is used
+    expires_at: datetime
+
+
 class UserTokensRevoked(Event):
     """Every token the account held is refused from now on (a new password, a deactivation, a
     change of role): live streams opened with one end at once."""

@@ -1,5 +1,6 @@
-"""HTTP routes of user_service: register, login, me, password, deletion, deactivation; and the
-internal token-state route every service checks tokens against (not routed by the gateway)."""
+"""HTTP routes of user_service: register, verify the e-mail, login, me, password (changed, or
+reset by a link), deletion, deactivation; and the internal token-state route every service
+checks tokens against (not routed by the gateway)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from shared_runtime.db import SessionDep
 from user_service import service
 from user_service.models import User
 from user_service.schemas import (
+    Accepted,
     ChangePasswordRequest,
     DeleteAccountRequest,
     LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     RegisterRequest,
     TokenResponse,
     TokenStateResponse,
     UserResponse,
+    VerifyEmailRequest,
 )
-from user_service.throttle import LoginThrottle
+from user_service.throttle import Allowances, LoginThrottle
 
 router = APIRouter(prefix="/users", tags=["users"])
 internal = APIRouter(prefix="/internal", include_in_schema=False)
@@ -30,7 +35,7 @@ def _user_response(user: User) -> UserResponse:
     return UserResponse.model_validate(user, from_attributes=True)
 
 
-def _client_ip(request: Request) -> str:
+def client_ip(request: Request) -> str:
     # The gateway sets X-Real-IP; services listen on loopback behind it.
     return request.headers.get("x-real-ip") or (request.client.host if request.client else "-")
 
@@ -53,16 +58,95 @@ def _token_for(request: Request, user: User) -> TokenResponse:
     return TokenResponse(access_token=token, expires_in=settings.jwt_ttl_seconds)
 
 
+def _secret(request: Request) -> str:
+    secret: str = request.app.state.settings.jwt_secret.get_secret_value()
+    return secret
+
+
+def _allowances(request: Request) -> Allowances:
+    allowances: Allowances = request.app.state.allowances
+    return allowances
+
+
 @router.post("/register", status_code=201, response_model=UserResponse)
-async def register(body: RegisterRequest, session: SessionDep) -> UserResponse:
+async def register(body: RegisterRequest, request: Request, session: SessionDep) -> UserResponse:
+    """A new account, unverified: an e-mail with a link that verifies the address goes to it
+    (it holds nothing the registrant chose); the welcome e-mail follows the verification."""
     user = await service.register_user(
         session,
         email=body.email,
         password=body.password,
         full_name=body.full_name,
         phone=body.phone,
+        verification_secret=_secret(request),
     )
     return _user_response(user)
+
+
+@router.post(
+    "/verify",
+    response_model=UserResponse,
+    responses={400: {"description": "the link is invalid or has expired"}},
+)
+async def verify_email(
+    body: VerifyEmailRequest, request: Request, session: SessionDep
+) -> UserResponse:
+    """Follow the link of the verification e-mail (no login needed): the address is verified.
+    Again: the same answer, nothing more happens."""
+    return _user_response(await service.verify_email(session, body.token, _secret(request)))
+
+
+@router.post(
+    "/verify/resend",
+    status_code=202,
+    response_model=Accepted,
+    responses={409: {"description": "already verified"}, 429: {"description": "asked too often"}},
+)
+async def resend_verification(request: Request, user: CurrentUser, session: SessionDep) -> Accepted:
+    """The verification e-mail again, to the caller's address (once a minute, five a day)."""
+    await service.resend_verification(session, _allowances(request), user.user_id, _secret(request))
+    return Accepted()
+
+
+@router.post(
+    "/password-reset",
+    status_code=202,
+    response_model=Accepted,
+    responses={429: {"description": "asked too often from this address"}},
+)
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, session: SessionDep
+) -> Accepted:
+    """A forgotten password: a link that sets a new one goes to the account with this address,
+    if there is one. The answer is the same whether there is or not. The link works once,
+    within 30 minutes."""
+    await service.request_password_reset(
+        session, _allowances(request), body.email, client_ip(request), _secret(request)
+    )
+    return Accepted()
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=204,
+    response_class=Response,
+    responses={400: {"description": "the link is invalid, has expired or was used"}},
+)
+async def reset_password(
+    body: PasswordResetConfirm, request: Request, session: SessionDep
+) -> Response:
+    """Set the new password with the link's token. Every token issued before is revoked; log
+    in with the new password."""
+    await service.reset_password(
+        session,
+        _throttle(request),
+        _token_states(request),
+        token=body.token,
+        new_password=body.new_password,
+        ip=client_ip(request),
+        secret=_secret(request),
+    )
+    return Response(status_code=204)
 
 
 @router.post(
@@ -76,7 +160,7 @@ async def login(body: LoginRequest, request: Request, session: SessionDep) -> To
         _throttle(request),
         email=body.email,
         password=body.password,
-        ip=_client_ip(request),
+        ip=client_ip(request),
     )
     return _token_for(request, user)
 
@@ -102,7 +186,7 @@ async def change_password(
         user.user_id,
         current=body.current_password,
         new=body.new_password,
-        ip=_client_ip(request),
+        ip=client_ip(request),
     )
     return _token_for(request, account)
 
@@ -125,7 +209,7 @@ async def delete_me(
         _token_states(request),
         user.user_id,
         password=body.password,
-        ip=_client_ip(request),
+        ip=client_ip(request),
     )
     return Response(status_code=204)
 

@@ -15,7 +15,7 @@ from shared_runtime.settings import ServiceSettings
 from user_service.api import internal, router
 from user_service.domain import ThrottleLimits
 from user_service.service import token_state
-from user_service.throttle import LoginThrottle
+from user_service.throttle import Allowances, LoginThrottle
 
 ME = SERVICES["user_service"]
 
@@ -48,6 +48,7 @@ async def _on_startup(app: FastAPI) -> None:
         max_wait_s=settings.login_max_wait_s,
     )
     app.state.login_throttle = LoginThrottle(app.state.redis, limits)
+    app.state.allowances = Allowances(app.state.redis)
 
 
 def _token_states(app: FastAPI) -> FetchTokenState:

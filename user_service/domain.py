@@ -6,9 +6,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from math import ceil
-from typing import Protocol
+from typing import Literal, Protocol
 
-from shared_core.errors import Conflict, Forbidden, NotFound, Throttled, Unauthenticated
+from shared_core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Throttled,
+    Unauthenticated,
+)
 
 # bcrypt reads at most 72 bytes; a longer password would be silently truncated.
 MAX_PASSWORD_BYTES = 72
@@ -40,6 +47,44 @@ class CannotDeactivateSelf(Conflict):
 
 class TooManyAttempts(Throttled):
     code = "too_many_attempts"
+
+
+class LinkInvalid(DomainError):
+    """A link that is not ours, has expired, or was used (400)."""
+
+    code = "link_invalid"
+
+
+class AlreadyVerified(Conflict):
+    code = "already_verified"
+
+
+LinkPurpose = Literal["verify-email", "password-reset"]
+
+# How often links may be asked for: (uses, per seconds). A verification e-mail again, per
+# account; a password reset, per client address (refused past it) and per account (past it,
+# answered alike but nothing is sent: the answer must not tell whether the account exists).
+RESEND_LIMITS = ((1, 60), (5, 24 * 3600))
+RESET_LIMIT_PER_IP = (5, 900)
+RESET_LIMIT_PER_ACCOUNT = (3, 3600)
+
+
+def too_many_links(retry_after_s: int) -> TooManyAttempts:
+    return TooManyAttempts(
+        "Too many links asked for. Try again later.", retry_after_s, code="too_many_requests"
+    )
+
+
+def check_verifiable(verified: bool) -> None:
+    if verified:
+        raise AlreadyVerified("This account's e-mail address is already verified.")
+
+
+def link_invalid(purpose: LinkPurpose) -> LinkInvalid:
+    what = "verification" if purpose == "verify-email" else "password reset"
+    return LinkInvalid(
+        f"This {what} link is invalid, has expired or was already used; ask for a new one."
+    )
 
 
 def email_taken() -> EmailTaken:

@@ -32,6 +32,15 @@ class User(Base):
     active: Mapped[bool] = mapped_column(
         sa.Boolean, nullable=False, default=True, server_default=sa.true()
     )
+    # When a link sent to the address was followed (registration's, or a password reset's):
+    # until then the shop sends nothing there that bears the name the registrant typed.
+    email_verified_at: Mapped[datetime | None] = mapped_column(
+        sa.DateTime(timezone=True), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     )
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None

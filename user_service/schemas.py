@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, EmailStr, Field
 
-from shared_core.fields import Line
+from shared_core.fields import PersonName
 from shared_events.events import CamelModel
 from user_service.domain import MAX_PASSWORD_BYTES, fits_bcrypt
 
@@ -33,7 +33,7 @@ Password = Annotated[str, Field(max_length=1024)]
 class RegisterRequest(CamelModel):
     email: EmailStr
     password: NewPassword
-    full_name: Line = Field(max_length=200)
+    full_name: PersonName = Field(max_length=200, description="a name: no e-mail or web address")
     phone: str | None = Field(default=None, pattern=E164, description="E.164, e.g. +14155550100")
 
 
@@ -54,6 +54,28 @@ class DeleteAccountRequest(CamelModel):
     password: Password
 
 
+class VerifyEmailRequest(CamelModel):
+    """The token of the link the verification e-mail holds (after ``#token=``)."""
+
+    token: str = Field(max_length=2000)
+
+
+class PasswordResetRequest(CamelModel):
+    # Any string: an address that is no account's gets the same answer, with no hint why.
+    email: str = Field(max_length=320)
+
+
+class PasswordResetConfirm(CamelModel):
+    """The token of the link the reset e-mail holds (after ``#token=``), and the new password."""
+
+    token: str = Field(max_length=2000)
+    new_password: NewPassword
+
+
+class Accepted(CamelModel):
+    status: Literal["accepted"] = "accepted"
+
+
 class TokenResponse(CamelModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
@@ -67,6 +89,7 @@ class UserResponse(CamelModel):
     phone: str | None
     role: str
     active: bool
+    email_verified: bool
     created_at: datetime
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import bcrypt
 import structlog
@@ -13,12 +14,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared_core.context import after_commit
-from shared_events.events import UserDeleted, UserRegistered, UserTokensRevoked
+from shared_events.events import (
+    EmailVerificationRequested,
+    EmailVerified,
+    PasswordResetRequested,
+    UserDeleted,
+    UserRegistered,
+    UserTokensRevoked,
+)
 from shared_events.store import add_event, erase_from_outbox
 from shared_runtime.auth import Claims, TokenState, TokenStates, create_access_token
-from user_service import domain
+from user_service import domain, links
 from user_service.models import User
-from user_service.throttle import LoginThrottle
+from user_service.throttle import Allowances, LoginThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -69,10 +77,14 @@ async def register_user(
     email: str,
     password: str,
     full_name: str,
+    verification_secret: str | None,
     phone: str | None = None,
     role: str = "customer",
 ) -> User:
-    """Create the account and write UserRegistered to the outbox in the same transaction."""
+    """Create the account and write UserRegistered to the outbox in the same transaction, and
+    the e-mail that verifies its address, its link signed with ``verification_secret``; with
+    None, the address is taken as verified (an operator's own, made on the command line)."""
+    verified = verification_secret is None
     email = domain.normalise_email(email)
     if await find_by_email(session, email) is not None:
         raise domain.email_taken()
@@ -83,6 +95,7 @@ async def register_user(
         full_name=full_name,
         phone=phone,
         role=role,
+        email_verified_at=datetime.now(UTC) if verified else None,
     )
     session.add(user)
     try:
@@ -94,15 +107,23 @@ async def register_user(
         UserRegistered(user_id=user.id, email=email, full_name=full_name, phone=phone),
         correlation_id=user.id,
     )
+    if verification_secret is not None:
+        await _send_verification(session, user, verification_secret)
     return user
 
 
 async def make_admin(session: AsyncSession, *, email: str, password: str, full_name: str) -> User:
-    """Create an administrator, or promote an existing account and set its password."""
+    """Create an administrator (its address as the operator typed it, taken as verified), or
+    promote an existing account and set its password."""
     user = await find_by_email(session, email)
     if user is None:
         return await register_user(
-            session, email=email, password=password, full_name=full_name, role="admin"
+            session,
+            email=email,
+            password=password,
+            full_name=full_name,
+            verification_secret=None,
+            role="admin",
         )
     user.role = "admin"
     user.password_hash = await hash_password(password)
@@ -247,3 +268,121 @@ async def delete_account(
         await throttle.forget(email)
 
     after_commit(session, forget_addresses)
+
+
+# --- links by e-mail: verifying the address, resetting the password ---------------------------
+
+
+async def _send_verification(session: AsyncSession, user: User, secret: str) -> None:
+    link = links.sign("verify-email", user.id, user.email, secret, links.VERIFY_TTL_S)
+    await add_event(
+        session,
+        EmailVerificationRequested(
+            user_id=user.id, email=user.email, token=link.token, expires_at=link.expires_at
+        ),
+        correlation_id=user.id,
+    )
+
+
+async def _mark_verified(session: AsyncSession, user: User) -> None:
+    """The address is the owner's: the shop may now greet them by name there."""
+    if user.email_verified_at is not None:
+        return
+    user.email_verified_at = datetime.now(UTC)
+    await add_event(
+        session,
+        EmailVerified(
+            user_id=user.id, email=user.email, full_name=user.full_name, phone=user.phone
+        ),
+        correlation_id=user.id,
+    )
+
+
+async def verify_email(session: AsyncSession, token: str, secret: str) -> User:
+    """Follow a verification link: good while it has not expired and the account still has the
+    address it was sent to. Following it again changes nothing."""
+    user_id, address = links.read("verify-email", token, secret)
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None or user.email != address:
+        raise domain.link_invalid("verify-email")
+    await _mark_verified(session, user)
+    return user
+
+
+async def resend_verification(
+    session: AsyncSession, allowances: Allowances, user_id: uuid.UUID, secret: str
+) -> None:
+    """The verification e-mail again, to the caller's own address (at most once a minute and
+    five times a day)."""
+    user = await account(session, user_id)
+    domain.check_verifiable(user.email_verified_at is not None)
+    for limit, window_s in domain.RESEND_LIMITS:
+        key = Allowances.key(f"verify-{window_s}", str(user.id))
+        wait_s = await allowances.take(key, limit, window_s)
+        if wait_s is not None:
+            raise domain.too_many_links(wait_s)
+    await _send_verification(session, user, secret)
+
+
+async def request_password_reset(
+    session: AsyncSession, allowances: Allowances, email: str, ip: str, secret: str
+) -> None:
+    """Send a reset link to the account with this address, if there is one (and it is active).
+    Whatever the address, the caller learns nothing: the same answer, the same work (the
+    per-account count is taken for unknown addresses too), and past the per-account limit
+    nothing is sent, silently. Past the per-address limit: refused (it says nothing of the
+    account)."""
+    limit, window_s = domain.RESET_LIMIT_PER_IP
+    wait_s = await allowances.take(Allowances.key("reset-ip", ip), limit, window_s)
+    if wait_s is not None:
+        raise domain.too_many_links(wait_s)
+    email = domain.normalise_email(email)
+    limit, window_s = domain.RESET_LIMIT_PER_ACCOUNT
+    over = await allowances.take(Allowances.key("reset-account", email), limit, window_s)
+    user = await find_by_email(session, email)
+    if user is None or not user.active or over is not None:
+        log.info("password_reset_not_sent")
+        return
+    fingerprint = links.password_fingerprint(user.password_hash)
+    link = links.sign("password-reset", user.id, fingerprint, secret, links.RESET_TTL_S)
+    await add_event(
+        session,
+        PasswordResetRequested(
+            user_id=user.id, email=user.email, token=link.token, expires_at=link.expires_at
+        ),
+        correlation_id=user.id,
+    )
+
+
+async def reset_password(
+    session: AsyncSession,
+    throttle: LoginThrottle,
+    token_states: TokenStates,
+    *,
+    token: str,
+    new_password: str,
+    ip: str,
+    secret: str,
+) -> User:
+    """Follow a reset link: the new password is set and every token revoked. The link works
+    once (the password it was signed for is gone) and only for an active account. Having it
+    shows the address is the owner's, so the address counts as verified, and what this client
+    got wrong logging in to the account is forgotten."""
+    user_id, fingerprint = links.read("password-reset", token, secret)
+    user = await session.get(User, user_id, with_for_update=True)
+    if (
+        user is None
+        or not user.active
+        or links.password_fingerprint(user.password_hash) != fingerprint
+    ):
+        raise domain.link_invalid("password-reset")
+    user.password_hash = await hash_password(new_password)
+    await revoke_tokens(session, token_states, user, "password_reset")
+    await _mark_verified(session, user)
+    email = user.email
+
+    async def forgive() -> None:
+        await throttle.forgive(email, ip)
+
+    after_commit(session, forgive)
+    return user

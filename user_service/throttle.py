@@ -186,9 +186,18 @@ class LoginThrottle:
         keys = self.keys(attempt.email, attempt.ip)
         try:
             await self._refund([keys["ip"]])
+        except redis.RedisError as exc:
+            log.warning("login_throttle_unavailable", error=repr(exc))
+        await self.forgive(attempt.email, attempt.ip)
+
+    async def forgive(self, email: str, ip: str) -> None:
+        """What ``ip`` got wrong for this account is forgotten, and the account is known to be
+        opened from it (a right password, or a password reset followed from there)."""
+        keys = self.keys(email, ip)
+        try:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.delete(keys["account_ip"])
-                pipe.sadd(keys["known_ips"], attempt.ip)
+                pipe.sadd(keys["known_ips"], ip)
                 pipe.expire(keys["known_ips"], KNOWN_IPS_TTL_S)
                 await pipe.execute()
         except redis.RedisError as exc:
@@ -201,3 +210,32 @@ class LoginThrottle:
             await self.client.delete(keys["account"], keys["turn"], keys["known_ips"])
         except redis.RedisError as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))
+
+
+class Allowances:
+    """How often something may be asked for (a verification e-mail, a password reset link),
+    counted in Redis per key over a fixed window: one atomic increment, then the comparison,
+    so requests sent in parallel all count. If Redis is unreachable, what is asked is allowed
+    (and said in the log): the links are signed and expire whatever the count."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    @staticmethod
+    def key(kind: str, who: str) -> str:
+        """``who`` (an e-mail, an address) by a digest: nothing personal in the key."""
+        return f"allowance:{kind}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
+
+    async def take(self, key: str, limit: int, window_s: int) -> int | None:
+        """Count one use under ``key``: None while within ``limit`` per ``window_s``, else the
+        seconds until the window ends."""
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, window_s, nx=True)
+                pipe.ttl(key)
+                used, _, ttl = await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("allowance_unavailable", error=repr(exc))
+            return None
+        return None if int(used) <= limit else max(int(ttl), 1)

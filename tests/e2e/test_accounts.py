@@ -1,15 +1,20 @@
-"""Accounts and the welcome e-mail, through the nginx gateway, as a storefront would use them."""
+"""Accounts, the verification and welcome e-mails and password resets, through the nginx
+gateway, as a storefront would use them."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import uuid
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import service_url
-from tests.support import error_of, eventually
+from tests.e2e.conftest import USERS_DATABASE, service_url
+from tests.support import PG, error_of, eventually
+from user_service import links
 
 
 def new_email() -> str:
@@ -30,12 +35,30 @@ async def login(gateway: httpx.AsyncClient, email: str, password: str = "correct
     return str(response.json()["accessToken"])
 
 
-async def test_register_login_me_and_the_welcome_email(gateway: httpx.AsyncClient):
+async def link_token(user_id: str, event_type: str) -> str:
+    """The token of the newest link e-mailed to the account (what the e-mail's link holds),
+    read from user_service's outbox."""
+    conn = await asyncpg.connect(PG.replace("+asyncpg", "") + f"/{USERS_DATABASE}")
+    try:
+        payload = await conn.fetchval(
+            "SELECT payload FROM outbox WHERE event_type = $1 AND payload ->> 'userId' = $2"
+            " ORDER BY created_at DESC LIMIT 1",
+            event_type,
+            user_id,
+        )
+    finally:
+        await conn.close()
+    assert payload is not None, f"no {event_type} for {user_id}"
+    return str(json.loads(payload)["token"])
+
+
+async def test_register_verify_the_address_then_the_welcome_email(gateway: httpx.AsyncClient):
     email = new_email()
     user = await register(gateway, email)
     assert user["email"] == email.lower()
     assert user["fullName"] == "Sam Shopper"
     assert user["role"] == "customer"
+    assert user["emailVerified"] is False
     assert "password" not in str(user).lower()
 
     login_response = await gateway.post(
@@ -51,18 +74,69 @@ async def test_register_login_me_and_the_welcome_email(gateway: httpx.AsyncClien
     assert me.status_code == 200
     assert me.json()["id"] == user["id"]
 
+    # First only the e-mail that verifies the address: nothing in it is the registrant's.
     notifications = await eventually(
         lambda: gateway.get("/notifications", headers=auth),
         until=lambda r: r.status_code == 200 and r.json()["total"] == 1,
         timeout=2.0,
-        what="the welcome e-mail in the delivery log",
+        what="the verification e-mail in the delivery log",
     )
-    [welcome] = notifications.json()["items"]
-    assert welcome["channel"] == "email"
-    assert welcome["template"] == "welcome"
-    assert welcome["status"] == "delivered"
-    assert welcome["recipient"] == email.lower()
-    assert welcome["attempts"] == 1
+    [verify] = notifications.json()["items"]
+    assert (verify["channel"], verify["template"]) == ("email", "verify_email")
+    assert verify["status"] == "delivered" and verify["attempts"] == 1
+    assert verify["recipient"] == email.lower()
+    assert "Sam" not in verify["subject"]
+
+    token = await link_token(user["id"], "EmailVerificationRequested")
+    verified = await gateway.post("/users/verify", json={"token": token})
+    assert verified.status_code == 200 and verified.json()["emailVerified"] is True
+    notifications = await eventually(
+        lambda: gateway.get("/notifications", headers=auth),
+        until=lambda r: r.json()["total"] == 2,
+        what="the welcome e-mail once verified",
+    )
+    welcome = next(n for n in notifications.json()["items"] if n["template"] == "welcome")
+    assert welcome["recipient"] == email.lower() and "Sam Shopper" in welcome["subject"]
+    assert (await gateway.get("/users/me", headers=auth)).json()["emailVerified"] is True
+
+
+async def test_a_name_that_is_a_link_or_an_address_is_refused(gateway: httpx.AsyncClient):
+    for name in ["Win a prize at evil.example/claim", "ada@example.com", "Ada\u2028Lovelace"]:
+        body = {"email": new_email(), "password": "correct-horse", "fullName": name}
+        refused = await gateway.post("/users/register", json=body)
+        assert refused.status_code == 422, name
+        assert error_of(refused)["details"][0]["field"] == "fullName"
+
+
+async def test_a_forgotten_password_is_reset_by_a_link_that_works_once(gateway: httpx.AsyncClient):
+    email = new_email()
+    user = await register(gateway, email)
+    old = {"Authorization": f"Bearer {await login(gateway, email)}"}
+    known = await gateway.post("/users/password-reset", json={"email": email})
+    unknown = await gateway.post("/users/password-reset", json={"email": new_email()})
+    assert known.status_code == unknown.status_code == 202
+    assert known.json() == unknown.json()
+    token = await link_token(user["id"], "PasswordResetRequested")  # committed with the 202
+    expired = links.sign(
+        "password-reset", uuid.UUID(user["id"]), "any", os.environ["JWT_SECRET"], -1
+    )
+    for bad in (expired.token, "not-a-token"):
+        refused = await gateway.post(
+            "/users/password-reset/confirm", json={"token": bad, "newPassword": "new-horse-1"}
+        )
+        assert refused.status_code == 400 and error_of(refused)["code"] == "link_invalid"
+
+    body = {"token": token, "newPassword": "new-horse-1"}
+    assert (await gateway.post("/users/password-reset/confirm", json=body)).status_code == 204
+    again = await gateway.post("/users/password-reset/confirm", json=body)
+    assert again.status_code == 400 and error_of(again)["code"] == "link_invalid"
+    await eventually(
+        lambda: gateway.get("/cart", headers=old),
+        until=lambda r: r.status_code == 401,
+        timeout=10,
+        what="the old token refused",
+    )
+    await login(gateway, email, "new-horse-1")
 
 
 async def test_notifications_are_the_callers_own(gateway: httpx.AsyncClient):

@@ -15,14 +15,14 @@ from tests.e2e.test_orders import new_product
 from tests.support import ROOT, error_of, eventually, restart_redis
 
 
-async def test_killed_notification_service_loses_no_welcome_email(
+async def test_killed_notification_service_loses_no_email(
     gateway: httpx.AsyncClient,
 ):
     pid_file = ROOT / ".run" / "test" / "notification_service.pid"
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
     email = new_email()
-    await register(gateway, email)  # UserRegistered waits in the durable queue
+    await register(gateway, email)  # its e-mail waits in the durable queue
     auth = {"Authorization": f"Bearer {await login(gateway, email)}"}
 
     down = await eventually(
@@ -40,9 +40,9 @@ async def test_killed_notification_service_loses_no_welcome_email(
         lambda: gateway.get("/notifications", headers=auth),
         until=lambda r: r.status_code == 200 and r.json()["total"] == 1,
         timeout=15,
-        what="the welcome e-mail after the restart",
+        what="the verification e-mail after the restart",
     )
-    assert response.json()["items"][0]["template"] == "welcome"
+    assert response.json()["items"][0]["template"] == "verify_email"
 
 
 async def test_a_redis_restart_costs_no_request(gateway: httpx.AsyncClient, admin_token, customer):

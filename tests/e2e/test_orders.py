@@ -161,7 +161,7 @@ async def test_a_purchase_confirms_ships_and_captures(gateway, admin_token):
         "email:order_shipped",
         "sms:order_shipped",
     )
-    assert ("email", "welcome") in sent
+    assert ("email", "verify_email") in sent
     assert (await product_state(gateway, admin, kettle["id"]))["availableQuantity"] == 3
 
 

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from notification_service.app import Settings as NotificationSettings
 from notification_service.app import create_app as create_notification_app
 from notification_service.models import Contact, Delivery
-from shared_events.events import UserDeleted, UserRegistered
+from shared_events.events import EmailVerified, UserDeleted, UserRegistered
 from shared_events.store import add_event
 from tests.fake_api import FakeApi, Reply
 from tests.support import (
@@ -91,11 +91,12 @@ async def deliveries_for(app: Any, user_id: uuid.UUID) -> list[Delivery]:
 
 
 async def test_welcome_email_is_retried_through_sendgrid_and_sent_once(sendgrid: FakeSendGrid):
+    """The welcome e-mail, sent once the address is verified (EmailVerified)."""
     app = create_notification_app(
         notification_settings(sendgrid_api_key="SG.test-key", sendgrid_api_host=sendgrid.url)
     )
     user_id = uuid.uuid4()
-    event = UserRegistered(user_id=user_id, email="ada@example.com", full_name="Ada Lovelace")
+    event = EmailVerified(user_id=user_id, email="ada@example.com", full_name="Ada Lovelace")
     async with running(app):
         async with app.state.sessionmaker() as session, session.begin():
             await add_event(session, event)
@@ -170,7 +171,7 @@ async def _outbox_sent(app: Any) -> bool:
 
 
 def _duplicates(consumer: Any) -> float:
-    labels = {"service": consumer.service, "event_type": "UserRegistered", "outcome": "duplicate"}
+    labels = {"service": consumer.service, "event_type": "EmailVerified", "outcome": "duplicate"}
     return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from shared_core.fields import (
     MAX_LINE_QUANTITY,
@@ -22,6 +22,7 @@ from shared_core.fields import (
     Money,
     OptionalLine,
     Paragraph,
+    PersonName,
     Quantity,
 )
 from shared_events.events import CamelModel
@@ -110,6 +111,7 @@ def string_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, A
 # Fields whose text is not free text: credentials (checked, never stored as given) and values
 # with a pattern or a validator of their own.
 NOT_FREE_TEXT = {"email", "password", "current_password", "new_password", "currency", "country"}
+NOT_FREE_TEXT |= {"token"}  # a link's, a credential checked by its signature
 
 
 def test_every_free_text_field_of_every_request_uses_the_shared_types():
@@ -120,7 +122,11 @@ def test_every_free_text_field_of_every_request_uses_the_shared_types():
         for name, info in string_fields(model):
             shared = any(
                 getattr(m, "func", None)
-                in (Line.__metadata__[0].func, Paragraph.__metadata__[0].func)
+                in (
+                    Line.__metadata__[0].func,
+                    Paragraph.__metadata__[0].func,
+                    PersonName.__metadata__[0].func,
+                )
                 or getattr(m, "func", None) is OptionalLine.__metadata__[0].func
                 for m in info.metadata
             )
@@ -128,3 +134,32 @@ def test_every_free_text_field_of_every_request_uses_the_shared_types():
             if not (shared or patterned or name.rsplit(".", 1)[-1] in NOT_FREE_TEXT):
                 unchecked.append(f"{where}: {model.__name__}.{name}")
     assert unchecked == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ada Lovelace", "J.R.R. Tolkien", "María-José O'Neill", "李小龙", "St. John", "Jr. Smith"],
+)
+def test_a_persons_name_may_be_any_name(name):
+    assert TypeAdapter(PersonName).validate_python(f"  {name} ") == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Visit evil.com now",
+        "see bit.ly/x",
+        "http://x",
+        "Hxxp//a://b",
+        "www.example",
+        "ada@example",
+        "Call 10.0.0.1",
+        "Ada\u2028Click here",
+        "Ada\u2029Click",
+        "Ada\nClick",
+        "Dr.House",
+    ],
+)
+def test_a_name_that_is_a_link_an_address_or_two_lines_is_refused(name):
+    with pytest.raises(ValidationError, match=r"must be a name|control characters"):
+        TypeAdapter(PersonName).validate_python(name)

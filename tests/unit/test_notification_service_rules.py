@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from notification_service.domain import (
     Message,
     decline_reason,
-    greeting_name,
+    greeting,
+    link_email,
     order_messages,
     order_ref,
     welcome,
@@ -19,13 +21,15 @@ from notification_service.domain import (
 from notification_service.templates import render
 from order_service.domain import payment_declined_reason
 from shared_events.events import (
+    EmailVerificationRequested,
+    EmailVerified,
     OrderCancelled,
     OrderConfirmed,
     OrderCreated,
     OrderLine,
     OrderShipped,
+    PasswordResetRequested,
     PaymentProcessed,
-    UserRegistered,
 )
 
 USER = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
@@ -37,6 +41,7 @@ EMAIL = "grace.hopper@example.com"
 class Contact:
     full_name: str
     phone: str | None = None
+    verified: bool = True
 
 
 def rendered(message: Message, shop_name: str = "Demo Shop"):
@@ -75,13 +80,15 @@ def test_an_order_is_shown_by_its_ids_first_eight_characters_in_upper_case():
     assert order_ref(ORDER) == "#3F2B9C1E"
 
 
-def test_the_greeting_uses_the_contacts_name_else_the_addresss_local_part():
-    assert greeting_name(Contact("Grace Hopper"), EMAIL) == "Grace Hopper"
-    assert greeting_name(None, EMAIL) == "grace.hopper"
+def test_the_greeting_names_a_verified_contact_only():
+    assert greeting(Contact("Grace Hopper")) == "Hello Grace Hopper,"
+    # Until the address is shown to be theirs, nothing a registrant typed goes to it.
+    assert greeting(Contact("Grace Hopper", verified=False)) == "Hello,"
+    assert greeting(None) == "Hello,"
 
 
-def test_a_registration_leads_to_a_welcome_email_to_the_registered_address():
-    event = UserRegistered(user_id=USER, email="ada@example.com", full_name="Ada", phone="+4915")
+def test_a_verified_address_leads_to_a_welcome_email_there():
+    event = EmailVerified(user_id=USER, email="ada@example.com", full_name="Ada", phone="+4915")
     message = welcome(event)
     assert (message.channel, message.template, message.to) == ("email", "welcome", event.email)
     assert message.reference is None
@@ -89,12 +96,32 @@ def test_a_registration_leads_to_a_welcome_email_to_the_registered_address():
     assert rendered(message, "Shop").subject == "Welcome to Shop, Ada"
 
 
+@pytest.mark.parametrize(
+    ("event_type", "template", "page"),
+    [
+        (EmailVerificationRequested, "verify_email", "/verify-email"),
+        (PasswordResetRequested, "password_reset", "/reset-password"),
+    ],
+)
+def test_a_link_email_holds_the_link_and_nothing_the_registrant_chose(event_type, template, page):
+    expires = datetime(2026, 12, 4, 18, 30, tzinfo=UTC)
+    event = event_type(user_id=USER, email=EMAIL, token="t0k.en", expires_at=expires)
+    message = link_email(event, "https://shop.example/")
+    assert (message.channel, message.template, message.to) == ("email", template, EMAIL)
+    link = f"https://shop.example{page}#token=t0k.en"  # after "#": never sent to a server
+    assert message.values == {"link": link, "expires": "2026-12-04 18:30 UTC"}
+    out = rendered(message, "Demo Shop")
+    assert link in out.text and "2026-12-04 18:30 UTC" in out.text
+    assert out.text.startswith("Hello,\n")
+    assert EMAIL not in out.text and "grace" not in out.text.lower()
+
+
 def test_an_order_created_leads_to_an_order_received_email_with_its_lines_and_total():
     [message] = order_messages(created(), Contact("Grace Hopper", "+15005550006"))
     assert (message.channel, message.template, message.to) == ("email", "order_received", EMAIL)
     assert message.reference == ORDER
     assert message.values == {
-        "name": "Grace Hopper",
+        "greeting": "Hello Grace Hopper,",
         "order_ref": "#3F2B9C1E",
         "lines": "  2 x Kettle at 19.99 EUR\n  1 x Mug at 19.99 EUR",
         "total": "59.97",
@@ -106,7 +133,7 @@ def test_the_order_received_email_renders_subject_lines_and_total():
     [message] = order_messages(created(), None)
     out = rendered(message, "Demo Shop")
     assert out.subject == "We received your order #3F2B9C1E"
-    assert out.text.startswith("Hello grace.hopper,\n")
+    assert out.text.startswith("Hello,\n")  # no contact, so no name
     assert "  2 x Kettle at 19.99 EUR\n  1 x Mug at 19.99 EUR\nTotal: 59.97 EUR\n" in out.text
     assert out.text.rstrip().endswith("the Demo Shop team")
 
@@ -115,7 +142,7 @@ def test_an_order_confirmed_leads_to_one_confirmation_email():
     event = OrderConfirmed(order_id=ORDER, user_id=USER, user_email=EMAIL)
     [message] = order_messages(event, None)
     assert (message.channel, message.template, message.to) == ("email", "order_confirmed", EMAIL)
-    assert message.values == {"name": "grace.hopper", "order_ref": "#3F2B9C1E"}
+    assert message.values == {"greeting": "Hello,", "order_ref": "#3F2B9C1E"}
     assert rendered(message).subject == "Your order #3F2B9C1E is confirmed"
 
 
@@ -167,7 +194,7 @@ def test_a_shipment_to_a_customer_with_a_phone_sends_an_email_then_an_sms():
     email, sms = order_messages(shipped(), Contact("Grace", "+15005550006"))
     assert (email.channel, email.template, email.to) == ("email", "order_shipped", EMAIL)
     assert email.values == {
-        "name": "Grace",
+        "greeting": "Hello Grace,",
         "order_ref": "#3F2B9C1E",
         "tracking_number": "1Z999",
     }

@@ -20,7 +20,7 @@ class Settings(ServiceSettings):
 
     service_name: str = ME.name
     port: int = ME.port
-    product_service_url: str = SERVICES["product_service"].url()
+    product_service_url: str = SERVICES["product_service"].internal_url()
     cart_ttl_s: int = 7 * 24 * 3600
 
 

@@ -23,7 +23,7 @@ class Settings(ServiceSettings):
     service_name: str = ME.name
     port: int = ME.port
     database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{ME.database}"
-    cart_service_url: str = SERVICES["cart_service"].url()
+    cart_service_url: str = SERVICES["cart_service"].internal_url()
     saga_deadline_s: int = 1800
     sweep_interval_s: float = 5.0
     # Live order streams (GET /orders/{id}/events): open at once per customer, and in all,

@@ -6,9 +6,11 @@
     python scripts/stack.py status [--name dev]
 
 Each stack keeps its pid files and logs in .run/<name>/. Starting twice is fine: a service
-that is already up is left alone. With ``--replicas``, a service runs as several processes,
-each on its own port (the n-th replica on the service's port + 100 x n), all behind the
-gateway's upstream for it and consuming its queue together; they share its log file.
+that is already up is left alone. Each process listens on the service's public port (the
+gateway's upstream) and its internal port 100 above (what the other services call). With
+``--replicas``, a service runs as several processes, each on its own pair of ports (the n-th
+replica's public port is the service's + 200 x n), all behind the gateway's upstream for it
+and consuming its queue together; they share its log file.
 ``make dev`` runs the "dev" stack; the end-to-end tests
 run a "test" stack on other ports, databases and a RabbitMQ vhost of their own.
 """
@@ -35,12 +37,14 @@ sys.path.insert(0, str(ROOT))
 from nginx.render import render  # noqa: E402
 from scripts.local_secrets import ENV_FILE, read_env_file  # noqa: E402
 from shared_runtime.auth import Claims, create_access_token  # noqa: E402
-from shared_runtime.registry import DATABASES, SERVICES  # noqa: E402
+from shared_runtime.registry import DATABASES, INTERNAL_PORT_STEP, SERVICES  # noqa: E402
 
 # service -> commands run after its migrations, before it starts
 SETUP: dict[str, list[str]] = {"product_service": ["load-demo"]}
 PYTHON = sys.executable
-REPLICA_PORT_STEP = 100
+# A replica takes two ports, its public one and the internal one INTERNAL_PORT_STEP above:
+# the next replica's pair starts above both.
+REPLICA_PORT_STEP = 2 * INTERNAL_PORT_STEP
 MAX_REPLICAS = 9
 
 
@@ -60,8 +64,10 @@ def replica_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def replica_port(args: argparse.Namespace, service: str, replica: int) -> int:
-    return SERVICES[service].port + args.port_offset + REPLICA_PORT_STEP * replica
+def replica_ports(args: argparse.Namespace, service: str, replica: int) -> tuple[int, int]:
+    """The public and the internal port of a service's n-th process."""
+    public = SERVICES[service].port + args.port_offset + REPLICA_PORT_STEP * replica
+    return public, public + INTERNAL_PORT_STEP
 
 
 def pid_file(run: Path, service: str, replica: int) -> Path:
@@ -214,7 +220,8 @@ def service_env(args: argparse.Namespace, service: str, replica: int = 0) -> dic
     prefix, database = info.env_prefix, info.database
     env = dict(os.environ)
     env["JWT_SECRET"] = jwt_secret()
-    env[f"{prefix}_PORT"] = str(replica_port(args, service, replica))
+    public, internal = replica_ports(args, service, replica)
+    env[f"{prefix}_PORT"], env[f"{prefix}_INTERNAL_PORT"] = str(public), str(internal)
     if database:
         # Each service connects as its own role, owner of its database alone; the migrations
         # (run as the local superuser) create the role and hand it the database.
@@ -226,11 +233,13 @@ def service_env(args: argparse.Namespace, service: str, replica: int = 0) -> dic
             f"{prefix}_DATABASE_ADMIN_URL",
             f"postgresql://postgres@127.0.0.1:{args.pg_port}/postgres",
         )
+    # Calls between services go to the first replica's internal port.
     if service != "user_service":  # the others check tokens against it (shared_runtime.auth)
-        env.setdefault("USER_SERVICE_URL", SERVICES["user_service"].url(args.port_offset))
+        env.setdefault("USER_SERVICE_URL", SERVICES["user_service"].internal_url(args.port_offset))
     for peer in info.calls:
         env.setdefault(
-            f"{prefix}_{SERVICES[peer].peer_setting()}", SERVICES[peer].url(args.port_offset)
+            f"{prefix}_{SERVICES[peer].peer_setting()}",
+            SERVICES[peer].internal_url(args.port_offset),
         )
     if args.amqp_url:
         env["AMQP_URL"] = args.amqp_url
@@ -253,7 +262,8 @@ def start(args: argparse.Namespace) -> None:
         for replica in range(args.replicas[service]):
             if running_pid(pid_file(run, service, replica)):  # already up
                 continue
-            _ensure_free(replica_port(args, service, replica), service)
+            for port in replica_ports(args, service, replica):
+                _ensure_free(port, service)
             log = run / "logs" / f"{service}.log"
             with log.open("ab") as out:
                 process = subprocess.Popen(
@@ -269,12 +279,13 @@ def start(args: argparse.Namespace) -> None:
             started.append((service if replica == 0 else f"{service}#{replica + 1}", log))
     for service in SERVICES:
         for replica in range(args.replicas[service]):
-            port = replica_port(args, service, replica)
-            _wait(f"http://127.0.0.1:{port}/ready", 60, service, run / "logs" / f"{service}.log")
+            log = run / "logs" / f"{service}.log"
+            for port in replica_ports(args, service, replica):
+                _wait(f"http://127.0.0.1:{port}/ready", 60, service, log)
 
     upstreams = {
         service: [
-            f"127.0.0.1:{replica_port(args, service, n)}" for n in range(args.replicas[service])
+            f"127.0.0.1:{replica_ports(args, service, n)[0]}" for n in range(args.replicas[service])
         ]
         for service in SERVICES
     }
@@ -331,11 +342,11 @@ def status(args: argparse.Namespace) -> None:
             pid = running_pid(pid_file(run, service, replica))
             if replica and not pid:
                 continue
-            port = replica_port(args, service, replica)
-            ready = _get(f"http://127.0.0.1:{port}/ready")
-            state = f"pid {pid}, /ready {ready or 'no answer'}" if pid else "stopped"
+            ports = replica_ports(args, service, replica)
+            ready = " ".join(str(_get(f"http://127.0.0.1:{p}/ready") or "no answer") for p in ports)
+            state = f"pid {pid}, /ready {ready}" if pid else "stopped"
             name = service if replica == 0 else f"{service}#{replica + 1}"
-            print(f"{name:22} :{port}  {state}")
+            print(f"{name:22} :{ports[0]} :{ports[1]}  {state}")
     gateway = _get(f"http://127.0.0.1:{args.gateway_port}/health")
     print(f"{'gateway (nginx)':22} :{args.gateway_port}  /health {gateway or 'no answer'}")
 

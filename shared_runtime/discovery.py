@@ -2,7 +2,8 @@
 
 With Consul (py-consul's asyncio client), each service instance registers on start under a
 DNS-friendly name (``product_service`` -> ``product-service``) with an id unique to the
-instance and an HTTP check on ``/health``, and deregisters on stop. Peers are looked up in
+instance, its internal port (the one peers call, shared_runtime.ports) and an HTTP check on
+``/health`` there, and deregisters on stop. Peers are looked up in
 Consul's health API (passing instances only), cached for a few seconds, and balanced
 round-robin. If Consul cannot be reached, the last known instances (or the static URL) serve.
 

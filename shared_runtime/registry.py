@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Each service listens on two ports (shared_runtime.ports): its public one, which the gateway
+# reaches, and an internal one this far above it, which the other services reach.
+INTERNAL_PORT_STEP = 100
+
 
 @dataclass(frozen=True)
 class Service:
     name: str  # the Python package, and the name of its event queue
-    port: int  # where `make dev` serves it (the tests and chaos add an offset)
+    port: int  # its public port under `make dev` (the tests and chaos add an offset)
     env_prefix: str  # of its own settings: ORDER_DATABASE_URL, ORDER_PORT, ...
     database: str | None  # its PostgreSQL database, if it has one
     uses_redis: bool = False
@@ -25,11 +29,17 @@ class Service:
         """Its name in docker-compose and Kubernetes (user-service)."""
         return self.name.replace("_", "-")
 
-    def url(self, port_offset: int = 0, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port + port_offset}"
+    @property
+    def internal_port(self) -> int:
+        """Where the other services call it under `make dev` (5101 for 5001)."""
+        return self.port + INTERNAL_PORT_STEP
+
+    def internal_url(self, port_offset: int = 0, host: str = "127.0.0.1") -> str:
+        """Its internal port's URL: where the other services call it."""
+        return f"http://{host}:{self.internal_port + port_offset}"
 
     def peer_setting(self) -> str:
-        """The setting (without the caller's prefix) that says where this service is."""
+        """The setting (without the caller's prefix) that says where other services call it."""
         return f"{self.name.upper()}_URL"
 
 

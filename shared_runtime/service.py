@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
 import structlog
@@ -36,7 +36,11 @@ from shared_runtime.log_shipping import LogShipper
 from shared_runtime.logs import configure_logging, formatter
 from shared_runtime.observability import RequestContextMiddleware, metrics_endpoint
 from shared_runtime.peers import PeerClient
+from shared_runtime.ports import listening_sockets
 from shared_runtime.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = structlog.get_logger(__name__)
 
@@ -167,10 +171,11 @@ def create_service_app(
                 stack.push_async_callback(consumer.stop)
                 app.state.consumer = consumer
 
+            # The internal port: peers find it in Consul (the gateway knows the public one).
             await discovery.register(
                 settings.service_name,
                 settings.advertise_address or advertise_address(),
-                settings.port,
+                settings.internal_port,
             )
             stack.push_async_callback(discovery.deregister)
             # What exists now (modules, the app, clients) lives as long as the process: moved
@@ -179,7 +184,7 @@ def create_service_app(
             # 0.4 s in product_service under catalog load, its p99.
             gc.collect()
             gc.freeze()
-            log.info("service_started", port=settings.port)
+            log.info("service_started", port=settings.port, internal_port=settings.internal_port)
             yield
             log.info("service_stopping")
             tracing.shutdown(tracer_provider)
@@ -244,13 +249,18 @@ BAD_REQUEST_BODY = (
 
 
 def serve(app: Any, settings: ServiceSettings) -> None:
+    """Serve ``app`` on its public and its internal port (shared_runtime.ports), one server."""
+    sockets = listening_sockets(settings)
+    server_for(app).run(sockets=sockets)
+
+
+def server_for(app: Any) -> uvicorn.Server:
+    """The uvicorn server ``serve`` runs ``app`` with (on the sockets it is given)."""
     import uvicorn
 
     config = uvicorn.Config(
         app,
         http=_json_protocol_errors(),
-        host=settings.host,
-        port=settings.port,
         log_config=None,
         access_log=False,
         proxy_headers=True,
@@ -262,4 +272,4 @@ def serve(app: Any, settings: ServiceSettings) -> None:
     # Long-lived responses (order_service's event streams) end themselves once the server
     # is shutting down (server.should_exit), instead of holding it for the graceful timeout.
     app.state.server = server
-    server.run()
+    return server

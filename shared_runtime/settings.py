@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from zxcvbn import zxcvbn
 
-from shared_runtime.registry import SERVICES
+from shared_runtime.registry import INTERNAL_PORT_STEP, SERVICES
 
 # HS256 keys shorter than the hash (32 bytes) are guessable offline from one token.
 MIN_SECRET_BYTES = 32
@@ -73,7 +75,11 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     host: str = "127.0.0.1"
+    # The public port (the gateway's) and the internal one (the other services'): both on
+    # ``host``, served by one process (shared_runtime.ports). The internal one is the
+    # registry's step above the public one unless set (docker-compose and Kubernetes: 8001).
     port: int = 8000
+    internal_port: int = Field(default_factory=lambda data: data["port"] + INTERNAL_PORT_STEP)
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     db_pool_size: int = 10
     # Used by `migrate` only: a role that may create the service's role and database, which
@@ -109,7 +115,7 @@ class ServiceSettings(BaseSettings):
     auth_cache_s: float = Field(5.0, ge=0, le=60, validation_alias="AUTH_CACHE_S")
     auth_stale_s: float = Field(600.0, ge=0, validation_alias="AUTH_STALE_S")
     user_service_url: str = Field(
-        SERVICES["user_service"].url(), validation_alias="USER_SERVICE_URL"
+        SERVICES["user_service"].internal_url(), validation_alias="USER_SERVICE_URL"
     )
 
     # Calls to other services (shared_runtime.peers): per service, with its prefix.
@@ -129,6 +135,12 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_json: bool = Field(True, validation_alias="LOG_JSON")
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> Self:
+        if self.internal_port == self.port:
+            raise ValueError(f"the internal port must not be the public one ({self.port})")
+        return self
 
     def check_secrets(self) -> None:
         """Refuse to run with a signing key anyone could know."""

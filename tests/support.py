@@ -93,16 +93,24 @@ async def new_accounts(
     return [token_for(c, os.environ["JWT_SECRET"]) for c in claims]
 
 
+def free_port() -> int:
+    """A port no process listens on now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Served:
     """An app served by uvicorn on a real port, for the services that call it over HTTP; it
-    can be stopped and started again (a new app from ``make_app`` each time)."""
+    can be stopped and started again (a new app from ``make_app`` each time).
 
-    def __init__(self, make_app: Callable[[], FastAPI]) -> None:
-        import socket
+    A service is served on its internal port (``port``: its settings' ``internal_port``),
+    where the other services call it, as in production."""
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+    def __init__(self, make_app: Callable[[], FastAPI], port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.make_app = make_app
         self._server: Any = None

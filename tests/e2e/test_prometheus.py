@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import yaml
 
 from shared_runtime.registry import SERVICES
 from tests.e2e.conftest import PORT_OFFSET, RUN_DIR, stack_command
-from tests.support import ROOT, eventually
+from tests.support import ROOT, eventually, free_port
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 DASHBOARD = ROOT / "observability" / "grafana" / "dashboards" / "ecommerce.json"
@@ -33,12 +32,6 @@ def all_up(answer: httpx.Response) -> bool:
     return len(active) == len(SERVICES) + 2 and all(t["health"] == "up" for t in active)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def prometheus(stack: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """observability/prometheus.yml's jobs with static targets instead of Consul, every second."""
@@ -50,7 +43,12 @@ async def prometheus(stack: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncCli
             {
                 "job_name": "ecommerce",
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{s.port + PORT_OFFSET}" for s in SERVICES.values()]}
+                    # Each service's internal port, the one it registers in Consul.
+                    {
+                        "targets": [
+                            f"127.0.0.1:{s.internal_port + PORT_OFFSET}" for s in SERVICES.values()
+                        ]
+                    }
                 ],
             },
             {"job_name": "rabbitmq", "static_configs": [{"targets": ["127.0.0.1:15692"]}]},

@@ -27,7 +27,16 @@ from shared_events.topology import (
 from shared_runtime.db import create_engine, create_sessionmaker
 from shared_runtime.migrate import ensure_database
 from shared_runtime.registry import SERVICES
-from tests.support import AMQP_URL, REDIS_URL, ROOT, Served, database_url, migrate, new_accounts
+from tests.support import (
+    AMQP_URL,
+    REDIS_URL,
+    ROOT,
+    Served,
+    database_url,
+    free_port,
+    migrate,
+    new_accounts,
+)
 from user_service.app import Settings as UserSettings
 from user_service.app import create_app as create_user_app
 
@@ -139,10 +148,14 @@ async def user_service() -> AsyncIterator[str]:
     """A real user_service on a real port: every service asks it whether a token is still
     good. Its URL goes into the Settings of the apps under test (``user_service_url``)."""
     migrate("user_service", USERS_DATABASE)
+    port = free_port()
     settings = UserSettings(
-        database_url=database_url(USERS_DATABASE), redis_url=REDIS_URL, amqp_url=AMQP_URL
+        database_url=database_url(USERS_DATABASE),
+        redis_url=REDIS_URL,
+        amqp_url=AMQP_URL,
+        internal_port=port,
     )
-    server = Served(lambda: create_user_app(settings))
+    server = Served(lambda: create_user_app(settings), port)
     await server.start()
     yield server.url
     await server.stop()

@@ -28,6 +28,7 @@ from tests.support import (
     database_url,
     error_of,
     eventually,
+    free_port,
     migrate,
     new_accounts,
     running,
@@ -42,13 +43,15 @@ def migrated() -> None:
 @pytest.fixture
 async def product_server(user_service: str) -> AsyncIterator[Served]:
     """product_service on a real port, so the cart calls it over HTTP and it can be stopped."""
+    port = free_port()
     settings = ProductSettings(
         database_url=database_url("products_test"),
         redis_url=REDIS_URL,
         amqp_url=AMQP_URL,
         user_service_url=user_service,
+        internal_port=port,
     )
-    server = Served(lambda: create_product_app(settings))
+    server = Served(lambda: create_product_app(settings), port)
     await server.start()
     yield server
     if server.running:

@@ -56,7 +56,9 @@ COPY notification_service/ notification_service/
 RUN python -m compileall -q /app
 
 USER 10001:10001
-EXPOSE 8000
+# The public port (the gateway's) and the internal one (the other services'): <PREFIX>_PORT and
+# <PREFIX>_INTERNAL_PORT must say the same.
+EXPOSE 8000 8001
 
 # Liveness of the process: /health on $PORT (the service's <PREFIX>_PORT must be the same).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

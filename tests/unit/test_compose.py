@@ -49,6 +49,9 @@ CONSUL_CONFIG = ROOT / "consul.d" / "server.hcl"
 ACL_BOOTSTRAP = ROOT / "consul.d" / "acl-bootstrap.sh"
 
 PACKAGES = list(SERVICES)
+# Where each service listens in a container: its public port, the one the gateway reaches, and
+# its internal one, the one the other services (and Consul, and Prometheus) reach.
+PUBLIC_PORT, INTERNAL_PORT = "8000", "8001"
 # What of the Docker host a service reads (read-only): the node exporter its filesystems.
 HOST_MOUNTS = {"node-exporter": {"/"}}
 # What would hand a container the Docker daemon, and so the host.
@@ -163,6 +166,22 @@ def service_running(package: str) -> tuple[str, dict[str, Any]]:
     names = [name for name, pkg in app_services().items() if pkg == package]
     assert len(names) == 1, f"{package}: one compose service must run it, found {names}"
     return names[0], services()[names[0]]
+
+
+def internal_url(package: str) -> str:
+    """Where the other services call ``package``: its compose name and internal port."""
+    name, service = service_running(package)
+    prefix = settings_class(package).model_config["env_prefix"]
+    return f"http://{name}:{environment(service)[f'{prefix}INTERNAL_PORT']}"
+
+
+def exposed_ports() -> list[str]:
+    return [
+        port
+        for line in dockerfile_lines()
+        if line.startswith("EXPOSE ")
+        for port in line.split()[1:]
+    ]
 
 
 def settings_class(package: str) -> type[ServiceSettings]:
@@ -360,9 +379,12 @@ def test_each_service_gets_what_its_settings_read(package: str):
             assert key in aliases or key == "PORT", f"{name}: {package} does not read {key}"
     assert host_port(env["OTEL_EXPORTER_OTLP_ENDPOINT"]) == ("jaeger", 4318)
 
-    # Listening: on every interface, on the port the image's HEALTHCHECK probes.
+    # Listening: on every interface, on the public port the image's HEALTHCHECK probes and
+    # the gateway's upstreams name, and on the internal one the other services call.
     assert env[f"{prefix}HOST"] == "0.0.0.0"
-    assert env[f"{prefix}PORT"] == env["PORT"] == "8000"
+    assert env[f"{prefix}PORT"] == env["PORT"] == PUBLIC_PORT
+    assert env[f"{prefix}INTERNAL_PORT"] == INTERNAL_PORT
+    assert {PUBLIC_PORT, INTERNAL_PORT} <= set(exposed_ports())
 
     for variable in SHARED_VARIABLES:
         assert variable in aliases, f"{package}'s Settings no longer read {variable}"
@@ -406,12 +428,14 @@ def test_each_service_gets_what_its_settings_read(package: str):
     else:
         assert "REDIS_URL" not in env and "redis" not in depends
 
+    # Peers are called on their internal port (where Consul's answers lead too).
     for peer, field in peers(package).items():
-        peer_name, peer_service = service_running(peer)
         key = f"{prefix}{field.upper()}"
-        assert interpolate(env.get(key, "")) == (
-            f"http://{peer_name}:{environment(peer_service)['PORT']}"
-        ), f"{name}: {key}"
+        assert interpolate(env.get(key, "")) == internal_url(peer), f"{name}: {key}"
+    if USER_SERVICE in looked_up(package) - set(peers(package)):
+        assert interpolate(env.get("USER_SERVICE_URL", "")) == internal_url(USER_SERVICE), name
+    else:
+        assert "USER_SERVICE_URL" not in env, f"{name} does not ask user-service"
 
 
 def test_migrations_run_once_before_the_services():

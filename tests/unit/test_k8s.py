@@ -41,7 +41,9 @@ PART_OF = "ecommerce"
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 CLUSTER_KINDS = ("Namespace",)
-PORT = 8000
+# Each service's public port (the gateway's upstreams, the probes) and its internal port (the
+# other services' calls, Prometheus's scrape of /metrics).
+PORT, INTERNAL_PORT = 8000, 8001
 # Each service connects as its own role, which owns its database alone; only the migration
 # Jobs have the superuser's password (ADMIN_URL), to create those roles and databases.
 DB_URL = "postgresql+asyncpg://{role}:$({key})@postgres:5432/{db}"
@@ -64,12 +66,13 @@ SERVICES = {s.hostname: Svc(s.name, f"{s.env_prefix}_", s.database) for s in REG
 AUTOSCALED = {"product-service", "order-service", "payment-service"}
 SHARED_ENV = {"AMQP_URL", "JWT_SECRET", "LOG_LEVEL", "ELASTICSEARCH_URL"}
 USES_REDIS = {s.hostname for s in REGISTRY.values() if s.uses_redis}
-# Every service but user-service checks tokens against it.
-_USERS = {"USER_SERVICE_URL": "http://user-service:8000"}
+# Every service but user-service checks tokens against it; peers are called on their internal
+# port.
+_USERS = {"USER_SERVICE_URL": "http://user-service:8001"}
 PEER_ENV = {
     "product-service": _USERS,
-    "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8000", **_USERS},
-    "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8000", **_USERS},
+    "cart-service": {"CART_PRODUCT_SERVICE_URL": "http://product-service:8001", **_USERS},
+    "order-service": {"ORDER_CART_SERVICE_URL": "http://cart-service:8001", **_USERS},
     "payment-service": _USERS,
     "notification-service": _USERS,
 }
@@ -393,6 +396,7 @@ def test_service_deployment_runs_the_service_with_probes_and_limits(name):
     assert python_module(container) == svc.package
     assert container.get("args", ["serve"]) == ["serve"]
     assert container_port(container, "http") == PORT
+    assert container_port(container, "internal") == INTERNAL_PORT
 
     for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
         http = container[probe]["httpGet"]
@@ -408,12 +412,15 @@ def test_service_deployment_runs_the_service_with_probes_and_limits(name):
 
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(PORT)
+    assert annotations["prometheus.io/port"] == str(INTERNAL_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
 
     service = of_kind("Service").get(name)
     assert service is not None, f"no Service {name}"
-    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(PORT, "http")]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("http", PORT, "http"),
+        ("internal", INTERNAL_PORT, "internal"),
+    ]
     assert selected_workloads(service["spec"]["selector"]) == [deployment]
 
 
@@ -421,7 +428,8 @@ def test_service_deployment_runs_the_service_with_probes_and_limits(name):
 def test_service_has_every_variable_it_needs(name):
     svc = SERVICES[name]
     env = env_of(main_container(service_deployment(name)))
-    required = {f"{svc.prefix}HOST", f"{svc.prefix}PORT", *SHARED_ENV}
+    required = {f"{svc.prefix}HOST", f"{svc.prefix}PORT", f"{svc.prefix}INTERNAL_PORT"}
+    required |= SHARED_ENV
     if name in USES_REDIS:
         required.add("REDIS_URL")
     required |= set(PEER_ENV.get(name, {})) | PROVIDER_SECRETS.get(name, set())
@@ -431,6 +439,7 @@ def test_service_has_every_variable_it_needs(name):
 
     assert env[f"{svc.prefix}HOST"]["value"] == "0.0.0.0"
     assert env[f"{svc.prefix}PORT"]["value"] == str(PORT)
+    assert env[f"{svc.prefix}INTERNAL_PORT"]["value"] == str(INTERNAL_PORT)
     if svc.database:
         assert env[f"{svc.prefix}DATABASE_URL"]["value"] == db_url(svc)
     else:
@@ -750,7 +759,9 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_part_needs():
         callers = {c for c, targets in calls.items() if name in targets}
         if name == "user-service":  # every other service checks tokens against it
             callers |= services - {"user-service"}
-        expected[(name, PORT)] = {"gateway", "prometheus", *callers}
+        # The public port is the gateway's alone; the internal one its callers' and the scrape's.
+        expected[(name, PORT)] = {"gateway"}
+        expected[(name, INTERNAL_PORT)] = {"prometheus", *callers}
     sources = {"client", "prometheus", "gateway", "postgres", "redis", "rabbitmq", "migrate-users"}
     sources |= services
     for (target, port), allowed in expected.items():

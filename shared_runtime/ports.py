@@ -1,15 +1,83 @@
-"""A service's two ports: the public one, which the gateway reaches, and the internal one, which
-the other services reach (their calls to each other, Consul's health check).
+"""A service's two ports: what each serves, and who the client of a request is.
 
-One process serves both: ``shared_runtime.service.serve`` runs one uvicorn server on the two
-sockets made here, so both answer from the same app, state and connections.
+Every service process listens on two ports, served by one uvicorn server
+(``shared_runtime.service.serve`` on the sockets made here):
+
+- the **public port**, which the gateway reaches: the API. The client is the one the gateway
+  names in ``X-Real-IP`` (nginx sets it from the connection, or from the X-Forwarded-For of a
+  proxy it trusts). The internal routes (``/internal/...``) and ``/metrics`` are not there:
+  they answer 404, as any unknown path does.
+- the **internal port**, which the other services reach (and Consul's check, and
+  Prometheus): every route. Nobody there speaks for anyone else: the client is the
+  connection's peer, whatever ``X-Real-IP`` or ``X-Forwarded-For`` say.
+
+Which port a request came in on is the local address of its connection (ASGI's
+``scope["server"]``, which uvicorn takes from the socket), never anything the request says. A
+request on neither port (an in-process test client, the app under another server) gets the
+least of both: no internal routes, and its peer as its client. Who may open a connection to
+which port is the network's to enforce (Kubernetes NetworkPolicies, k8s/README.md).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared_runtime.errors import error_response
 from shared_runtime.settings import ServiceSettings
+
+# Served on the internal port only: the routes other services call, and the metrics.
+INTERNAL_ONLY = ("/internal", "/metrics")
+
+
+class PortsMiddleware:
+    """Pure ASGI middleware: refuses the internal routes on any port but the internal one, and
+    makes ``scope["client"]`` the request's client by the rule above (so every reader of
+    ``request.client``, ``client_address`` first, sees the same)."""
+
+    def __init__(self, app: ASGIApp, *, public_port: int, internal_port: int) -> None:
+        self.app = app
+        self.public_port = public_port
+        self.internal_port = internal_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        port = (scope.get("server") or (None, None))[1]
+        if port != self.internal_port:
+            if _internal_only(scope["path"]):
+                # The same answer as an unknown path: the public port does not tell they exist.
+                await error_response(404, "not_found", "Not Found")(scope, receive, send)
+                return
+            forwarded = _real_ip(scope) if port == self.public_port else None
+            if forwarded is not None:
+                scope["client"] = (forwarded, 0)
+        await self.app(scope, receive, send)
+
+
+def client_address(request: Request) -> str:
+    """The address of the request's client (PortsMiddleware's rule), or "-" when unknown."""
+    return request.client.host if request.client else "-"
+
+
+def _internal_only(path: str) -> bool:
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in INTERNAL_ONLY)
+
+
+def _real_ip(scope: Scope) -> str | None:
+    """The gateway's X-Real-IP: one header holding one address, else nothing (nginx sends
+    exactly one; anything else did not come from it)."""
+    values = [value for name, value in scope.get("headers", []) if name == b"x-real-ip"]
+    if len(values) != 1:
+        return None
+    try:
+        return str(ipaddress.ip_address(values[0].decode("latin-1").strip()))
+    except ValueError:
+        return None
 
 
 def listening_sockets(settings: ServiceSettings) -> list[socket.socket]:

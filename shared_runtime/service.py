@@ -36,7 +36,7 @@ from shared_runtime.log_shipping import LogShipper
 from shared_runtime.logs import configure_logging, formatter
 from shared_runtime.observability import RequestContextMiddleware, metrics_endpoint
 from shared_runtime.peers import PeerClient
-from shared_runtime.ports import listening_sockets
+from shared_runtime.ports import PortsMiddleware, listening_sockets
 from shared_runtime.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -201,6 +201,11 @@ def create_service_app(
         ],
     )
     app.state.settings = settings
+    # Inside RequestContextMiddleware (added after it), so a refusal has its request id and its
+    # access line like any answer.
+    app.add_middleware(
+        PortsMiddleware, public_port=settings.port, internal_port=settings.internal_port
+    )
     app.add_middleware(RequestContextMiddleware, service_name=settings.service_name)
     tracing.instrument_app(app)
     install_error_handlers(app)
@@ -263,7 +268,9 @@ def server_for(app: Any) -> uvicorn.Server:
         http=_json_protocol_errors(),
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # Whose address a request is, is PortsMiddleware's to say, by the port it came in on:
+        # uvicorn would take X-Forwarded-For from any local peer, on either port.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
         # nginx and the peer client drop idle connections sooner (4 s, 3 s): no reuse races.
         timeout_keep_alive=5,

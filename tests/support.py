@@ -64,10 +64,14 @@ def migrate(service: str, database: str) -> None:
 
 @contextlib.asynccontextmanager
 async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan (db, bus, relay, consumer) and talk to it in-process."""
+    """Run the app's lifespan (db, bus, relay, consumer) and talk to it in-process, as the
+    gateway does: on its public port (shared_runtime.ports), where X-Real-IP names the client."""
+    port = app.state.settings.port
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"http://service:{port}"
+        ) as client:
             yield client
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from shared_runtime.auth import AdminUser, CurrentUser, TokenStates
 from shared_runtime.db import SessionDep
+from shared_runtime.ports import client_address
 from user_service import service
 from user_service.models import User
 from user_service.schemas import (
@@ -33,11 +34,6 @@ internal = APIRouter(prefix="/internal", include_in_schema=False)
 
 def _user_response(user: User) -> UserResponse:
     return UserResponse.model_validate(user, from_attributes=True)
-
-
-def client_ip(request: Request) -> str:
-    # The gateway sets X-Real-IP; services listen on loopback behind it.
-    return request.headers.get("x-real-ip") or (request.client.host if request.client else "-")
 
 
 def _throttle(request: Request) -> LoginThrottle:
@@ -121,7 +117,7 @@ async def request_password_reset(
     if there is one. The answer is the same whether there is or not. The link works once,
     within 30 minutes."""
     await service.request_password_reset(
-        session, _allowances(request), body.email, client_ip(request), _secret(request)
+        session, _allowances(request), body.email, client_address(request), _secret(request)
     )
     return Accepted()
 
@@ -143,7 +139,7 @@ async def reset_password(
         _token_states(request),
         token=body.token,
         new_password=body.new_password,
-        ip=client_ip(request),
+        ip=client_address(request),
         secret=_secret(request),
     )
     return Response(status_code=204)
@@ -160,7 +156,7 @@ async def login(body: LoginRequest, request: Request, session: SessionDep) -> To
         _throttle(request),
         email=body.email,
         password=body.password,
-        ip=client_ip(request),
+        ip=client_address(request),
     )
     return _token_for(request, user)
 
@@ -186,7 +182,7 @@ async def change_password(
         user.user_id,
         current=body.current_password,
         new=body.new_password,
-        ip=client_ip(request),
+        ip=client_address(request),
     )
     return _token_for(request, account)
 
@@ -209,7 +205,7 @@ async def delete_me(
         _token_states(request),
         user.user_id,
         password=body.password,
-        ip=client_ip(request),
+        ip=client_address(request),
     )
     return Response(status_code=204)
 

@@ -17,6 +17,7 @@ import redis
 from playwright.async_api import Browser, Page, async_playwright
 
 from scripts.stack import admin_token as make_admin_token
+from shared_runtime.registry import SERVICES
 from tests.fake_api import OtlpReceiver
 from tests.support import AMQP_URL, PG, ROOT, new_accounts
 
@@ -183,8 +184,15 @@ async def customer(stack: str) -> dict[str, str]:
     return headers
 
 
-def service_url(port: int) -> str:
-    return f"http://127.0.0.1:{port + PORT_OFFSET}"
+def service_url(service: str) -> str:
+    """A service of the test stack on its public port: what the gateway reaches."""
+    return f"http://127.0.0.1:{SERVICES[service].port + PORT_OFFSET}"
+
+
+def internal_url(service: str) -> str:
+    """A service of the test stack on its internal port: what the other services (and
+    Prometheus) reach; /metrics and /internal/... are served there only."""
+    return SERVICES[service].internal_url(PORT_OFFSET)
 
 
 # The browser tests (tests/e2e/browser.py): Debian's Chromium (make test installs it), driven by

@@ -11,8 +11,9 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from jose import jwt
 
-from tests.e2e.conftest import USERS_DATABASE, service_url
+from tests.e2e.conftest import USERS_DATABASE, internal_url, service_url
 from tests.support import PG, error_of, eventually
 from user_service import links
 
@@ -261,14 +262,62 @@ async def test_unknown_route_and_oversized_body_answer_in_the_error_shape(
     assert error_of(huge)["code"] == "payload_too_large"
 
 
-@pytest.mark.parametrize("port", [5001, 5002, 5003, 5006])
-async def test_every_service_answers_health_ready_and_metrics(stack: str, port: int):
-    async with httpx.AsyncClient(base_url=service_url(port)) as client:
-        assert (await client.get("/health")).json() == {"status": "healthy"}
-        ready = await client.get("/ready")
-        assert ready.status_code == 200
-        assert set(ready.json()["checks"].values()) == {"ok"}
-        metrics = await client.get("/metrics")
+@pytest.mark.parametrize(
+    "service", ["user_service", "product_service", "cart_service", "notification_service"]
+)
+async def test_every_service_answers_health_ready_and_metrics(stack: str, service: str):
+    async with httpx.AsyncClient() as client:
+        # Health and readiness on both ports: the probes use the public one, Consul the other.
+        for url in (service_url(service), internal_url(service)):
+            assert (await client.get(f"{url}/health")).json() == {"status": "healthy"}
+            ready = await client.get(f"{url}/ready")
+            assert ready.status_code == 200
+            assert set(ready.json()["checks"].values()) == {"ok"}
+        # The metrics on the internal port only, where Prometheus scrapes.
+        metrics = await client.get(f"{internal_url(service)}/metrics")
         assert metrics.status_code == 200
         assert "http_requests_total" in metrics.text
         assert "http_request_duration_seconds_bucket" in metrics.text
+        hidden = await client.get(f"{service_url(service)}/metrics")
+        assert hidden.status_code == 404 and error_of(hidden)["code"] == "not_found"
+
+
+async def test_the_token_state_route_answers_on_the_internal_port_only(
+    gateway: httpx.AsyncClient, customer: dict[str, str]
+):
+    user_id = jwt.get_unverified_claims(customer["Authorization"].split()[1])["sub"]
+    path = f"/internal/users/{user_id}/token-state"
+    async with httpx.AsyncClient() as client:
+        inside = await client.get(f"{internal_url('user_service')}{path}")
+        assert inside.status_code == 200
+        assert inside.json() == {"tokenVersion": 0, "active": True}
+        # On the public port it is not there at all: the same answer as a path that is not.
+        public = await client.get(f"{service_url('user_service')}{path}")
+        unknown = await client.get(f"{service_url('user_service')}/no-such-path")
+        assert public.status_code == unknown.status_code == 404
+        assert error_of(public) == error_of(unknown)
+    # Nor through the gateway.
+    assert (await gateway.get(path)).status_code == 404
+
+
+async def test_on_the_internal_port_x_real_ip_names_no_client(gateway: httpx.AsyncClient):
+    email = new_email()
+    await register(gateway, email)
+    statuses = []
+    async with httpx.AsyncClient(base_url=internal_url("user_service")) as inside:
+        # Each wrong guess claims another address; they all count for the one that sent them.
+        for n in range(6):
+            response = await inside.post(
+                "/users/login",
+                json={"email": email, "password": "nope-nope"},
+                headers={"X-Real-IP": f"198.51.100.{n + 1}", "X-Forwarded-For": f"203.0.113.{n}"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [401] * 5 + [429]
+    # They counted for this machine's address, which the gateway names too (its X-Real-IP);
+    # from another address the owner gets in.
+    right = {"email": email, "password": "correct-horse"}
+    assert (await gateway.post("/users/login", json=right)).status_code == 429
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=gateway.base_url, transport=elsewhere) as owner:
+        assert (await owner.post("/users/login", json=right)).status_code == 200

@@ -21,8 +21,7 @@ import pytest
 
 from scripts.stack import running_pid
 from shared_runtime.auth import Claims, create_access_token
-from shared_runtime.registry import SERVICES
-from tests.e2e.conftest import DB_SUFFIX, RUN_DIR, service_url, stack_command
+from tests.e2e.conftest import DB_SUFFIX, RUN_DIR, internal_url, stack_command
 from tests.e2e.test_orders import new_product, order, settled, shopper
 from tests.support import PG, error_of, eventually
 
@@ -187,8 +186,7 @@ async def test_a_customer_may_hold_five_streams_at_once(gateway, admin_token):
     for each in held:
         await each.next()
     async with httpx.AsyncClient() as direct:
-        port = SERVICES["order_service"].port
-        metrics = (await direct.get(f"{service_url(port)}/metrics")).text
+        metrics = (await direct.get(f"{internal_url('order_service')}/metrics")).text
     assert re.search(r"^order_streams_open ([5-9]|\d\d)\.0$", metrics, re.M), metrics[-2000:]
     refused = await gateway.get(f"/orders/{placed['id']}/events", headers=user)
     assert refused.status_code == 429 and error_of(refused)["code"] == "too_many_streams"

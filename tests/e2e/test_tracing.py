@@ -9,8 +9,7 @@ import re
 import secrets
 import uuid
 
-from shared_runtime.registry import SERVICES
-from tests.e2e.conftest import RUN_DIR, service_url
+from tests.e2e.conftest import RUN_DIR, internal_url
 from tests.e2e.test_orders import ADDRESS, new_product, settled
 from tests.support import eventually
 
@@ -106,7 +105,7 @@ async def test_latency_samples_name_their_trace(gateway, customer, traces):
     for _ in range(3):
         assert (await gateway.get("/orders", headers=customer)).status_code == 200
     metrics = await gateway.get(
-        f"{service_url(SERVICES['order_service'].port)}/metrics",
+        f"{internal_url('order_service')}/metrics",
         headers={"Accept": "application/openmetrics-text; version=1.0.0"},
     )
     assert metrics.headers["content-type"].startswith("application/openmetrics-text")
@@ -125,5 +124,5 @@ async def test_latency_samples_name_their_trace(gateway, customer, traces):
         what="an exemplar's trace among the spans received",
     )
     assert sent & exemplars
-    plain = await gateway.get(f"{service_url(SERVICES['order_service'].port)}/metrics")
+    plain = await gateway.get(f"{internal_url('order_service')}/metrics")
     assert plain.headers["content-type"].startswith("text/plain") and "# {" not in plain.text

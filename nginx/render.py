@@ -266,7 +266,12 @@ def render_conf(
         )
     real_ip = "".join(f"    set_real_ip_from {cidr};\n" for cidr in real_ip_from or [])
     if real_ip:
-        real_ip += "    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
+        # Recursive: where the proxy's own proxies are trusted too (a load balancer's
+        # addresses), the client is the last address none of them is.
+        real_ip = (
+            "    # The proxies whose X-Forwarded-For names the client (and so X-Real-IP).\n"
+            f"{real_ip}    real_ip_header X-Forwarded-For;\n    real_ip_recursive on;\n"
+        )
     return MAIN.format(
         request_id_pattern=REQUEST_ID_PATTERN,
         personal_query=PERSONAL_QUERY_PATTERN,

@@ -13,6 +13,7 @@ nginx/routes.conf; after changing either, rewrite it with ``python -m tests.unit
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -97,7 +98,12 @@ STATEFUL = {
 # The placeholder until the ConfigMap names the shop's own origins.
 GATEWAY_CORS_ORIGINS = ["https://shop.example.com"]
 GATEWAY_CONFIG_DIR = "/etc/nginx/gateway"
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+# Whose X-Forwarded-For the gateway takes a client's address from: the Ingress controller's
+# pods, by the cluster's pod network (kubeadm's, kind's and minikube's by default; another
+# cluster sets its own in the ConfigMap, k8s/README.md, and a rewrite keeps it). Only the
+# controller's pods may connect to the gateway (60-network-policies.yaml), so no other pod of
+# that range can speak for a client.
+GATEWAY_TRUSTED_PROXIES = ["10.244.0.0/16"]
 GATEWAY_WORKERS = 2  # the gateway container's CPU limit
 
 
@@ -231,6 +237,12 @@ def current_cors_origins() -> list[str]:
     return re.findall(r'^ *"([^"]+)" \$http_origin;$', text, re.M) or GATEWAY_CORS_ORIGINS
 
 
+def current_trusted_proxies() -> list[str]:
+    """The gateway's trusted proxies in the ConfigMap's nginx.conf: set there, kept by a rewrite."""
+    text = GATEWAY_FILE.read_text() if GATEWAY_FILE.exists() else ""
+    return re.findall(r"^ *set_real_ip_from (\S+);$", text, re.M) or GATEWAY_TRUSTED_PROXIES
+
+
 def gateway_files() -> dict[str, str]:
     """What the gateway ConfigMap holds: nginx/render.py's container config with the Services'
     names as upstreams (cluster IPs are stable, so no run-time resolver), and routes.conf."""
@@ -244,7 +256,7 @@ def gateway_files() -> dict[str, str]:
         container=True,
         cors_origins=current_cors_origins(),
         # The Ingress controller in front: its X-Forwarded-For names the client.
-        real_ip_from=PRIVATE_RANGES,
+        real_ip_from=current_trusted_proxies(),
     )
     # "auto" would start one worker per CPU of the node, whatever the container's limit.
     conf = conf.replace("worker_processes auto;", f"worker_processes {GATEWAY_WORKERS};")
@@ -713,22 +725,42 @@ def _policies_for(labels: dict[str, str], kind: str) -> list[Doc]:
     ]
 
 
-def pod_labels_of(name: str) -> dict[str, str]:
-    if name in ("internet", "client"):
-        return {}
-    if name == "prometheus":
-        return {"app.kubernetes.io/name": "prometheus"}
-    return pod_labels(next(w for w in workloads() if w["metadata"]["name"] == name))
+# Who may come from outside the namespace: the Ingress controller's pods and Prometheus, each
+# by its namespace and its labels together (60-network-policies.yaml, k8s/README.md).
+INGRESS_CONTROLLER = (
+    "ingress-nginx",
+    {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+)
+PROMETHEUS = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+# Sources outside the namespace: (namespace, pod labels). "internet" is outside the cluster.
+OUTSIDE = {
+    "client": ("internet", {}),
+    "ingress-controller": INGRESS_CONTROLLER,
+    "prometheus": PROMETHEUS,
+    # What must be refused: the right labels in another namespace, or the right namespace with
+    # other labels.
+    "prometheus-elsewhere": ("default", PROMETHEUS[1]),
+    "grafana-in-monitoring": ("monitoring", {"app.kubernetes.io/name": "grafana"}),
+    "ingress-lookalike": ("default", INGRESS_CONTROLLER[1]),
+    "ingress-admission": ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}),
+}
+
+
+def located(name: str) -> tuple[str, dict[str, str]]:
+    """A source or target's namespace and pod labels: a workload of ours by its name, else
+    one of OUTSIDE (or "internet")."""
+    if name == "internet":
+        return "internet", {}
+    if name in OUTSIDE:
+        return OUTSIDE[name]
+    return NAMESPACE, pod_labels(next(w for w in workloads() if w["metadata"]["name"] == name))
 
 
 def reaches(source: str, target: str, port: int) -> bool:
-    """Whether the policies let ``source`` open a connection to ``target`` on ``port`` (both
-    workloads of the namespace, or "client"/"internet" outside it, "prometheus" elsewhere)."""
-    src, dst = pod_labels_of(source), pod_labels_of(target)
-    src_ns = {"client": "internet", "internet": "internet", "prometheus": "monitoring"}.get(
-        source, NAMESPACE
-    )
-    dst_ns = "internet" if target == "internet" else NAMESPACE
+    """Whether the policies let ``source`` open a connection to ``target`` on ``port`` (our
+    workloads by name, the sources of OUTSIDE, or "internet")."""
+    src_ns, src = located(source)
+    dst_ns, dst = located(target)
     egress_ok = src_ns != NAMESPACE or any(
         _rules_allow(p.get("egress", []), "to", dst, dst_ns, port)
         for p in _policies_for(src, "Egress")
@@ -749,11 +781,16 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_part_needs():
     services = set(SERVICES)
     # Who may reach each workload's port, and nobody else may.
     expected = {
-        ("gateway", 8080): {"client"},
+        # Clients come through the Ingress controller, never straight to the gateway.
+        ("gateway", 8080): {"ingress-controller"},
         ("postgres", 5432): with_db | {"migrate-users"},
         ("redis", 6379): USES_REDIS,
         ("rabbitmq", 5672): services,
         ("rabbitmq", 15672): set(),
+        ("rabbitmq", 15692): {"prometheus"},
+        ("alertmanager", 9093): {"prometheus"},
+        ("jaeger", 4318): services,
+        ("jaeger", 16686): set(),
     }
     for name in services:
         callers = {c for c, targets in calls.items() if name in targets}
@@ -762,19 +799,57 @@ def test_network_policies_deny_by_default_and_allow_only_what_each_part_needs():
         # The public port is the gateway's alone; the internal one its callers' and the scrape's.
         expected[(name, PORT)] = {"gateway"}
         expected[(name, INTERNAL_PORT)] = {"prometheus", *callers}
-    sources = {"client", "prometheus", "gateway", "postgres", "redis", "rabbitmq", "migrate-users"}
-    sources |= services
+    sources = {"gateway", "postgres", "redis", "rabbitmq", "migrate-users", "alertmanager"}
+    sources |= services | set(OUTSIDE)
     for (target, port), allowed in expected.items():
         reached = {s for s in sources if s != target and reaches(s, target, port)}
-        if target == "gateway":  # anyone, from anywhere
-            assert reached >= allowed, reached
-            continue
         assert reached == allowed, f"{target}:{port} reached by {sorted(reached)}"
     # Out of the namespace: only payment and notification, to their providers' HTTPS APIs.
     to_internet = {s for s in sources if reaches(s, "internet", 443)}
-    assert to_internet == {"client", "prometheus", "payment-service", "notification-service"}
-    # ... and Alertmanager, to tell the team.
-    assert reaches("alertmanager", "internet", 443)
+    assert to_internet - set(OUTSIDE) == {
+        "payment-service",
+        "notification-service",
+        "alertmanager",  # to tell the team
+    }
+
+
+def peers_from_outside(policies: dict[str, Doc]) -> list[tuple[str, Doc]]:
+    """Every peer of every rule that admits pods of other namespaces: (policy, peer)."""
+    return [
+        (name, peer)
+        for name, policy in policies.items()
+        for rule in [*policy["spec"].get("ingress", []), *policy["spec"].get("egress", [])]
+        for peer in [*rule.get("from", []), *rule.get("to", [])]
+        if "namespaceSelector" in peer
+    ]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_pods_of_other_namespaces_are_admitted_by_namespace_and_labels_together(overlay):
+    policies = of_kind("NetworkPolicy") if overlay == "dev" else production_of_kind("NetworkPolicy")
+    for name, peer in peers_from_outside(policies):
+        namespaces = peer["namespaceSelector"]
+        # Never "any namespace": a pod anyone may label so in a namespace of their own.
+        assert namespaces.get("matchLabels") or namespaces.get("matchExpressions"), name
+        namespace = namespaces.get("matchLabels", {}).get("kubernetes.io/metadata.name")
+        if namespace in (INGRESS_CONTROLLER[0], PROMETHEUS[0]):
+            # Pods of one kind there, not the whole namespace: both selectors in one peer.
+            assert peer.get("podSelector", {}).get("matchLabels"), name
+    # And no rule lets the monitoring or the ingress namespace in by a second, separate peer
+    # (two peers are either one: every pod of the namespace, or those labels anywhere here).
+    for policy in policies.values():
+        for rule in policy["spec"].get("ingress", []):
+            named = [
+                peer
+                for peer in rule.get("from", [])
+                if "namespaceSelector" in peer
+                and peer["namespaceSelector"]
+                .get("matchLabels", {})
+                .get("kubernetes.io/metadata.name")
+                in (INGRESS_CONTROLLER[0], PROMETHEUS[0])
+            ]
+            if named:
+                assert rule["from"] == named, policy["metadata"]["name"]
 
 
 # --- the gateway -----------------------------------------------------------------------------
@@ -811,9 +886,14 @@ def test_gateway_deployment_and_service():
     service = of_kind("Service")["gateway"]
     assert service["spec"]["type"] == "ClusterIP"  # reached through the Ingress only
     # The client's own address reaches nginx through the Ingress's X-Forwarded-For, trusted
-    # from the cluster's private ranges only: per-address rate limits and login throttling.
+    # from the controller's pods only: per-address rate limits and login throttling. Never a
+    # whole private range (a load balancer's or a node's address there would be every client's)
+    # nor everything.
     conf = of_kind("ConfigMap")["gateway-nginx"]["data"]["nginx.conf"]
-    assert re.findall(r"set_real_ip_from (\S+);", conf) == PRIVATE_RANGES
+    trusted = [ipaddress.ip_network(cidr) for cidr in re.findall(r"set_real_ip_from (\S+);", conf)]
+    assert trusted, "the gateway would see the Ingress controller as every client"
+    for network in trusted:
+        assert network.prefixlen >= (16 if network.version == 4 else 48), network
     assert "real_ip_header X-Forwarded-For;" in conf
 
 
@@ -872,8 +952,6 @@ def test_every_service_sends_its_spans_to_jaeger():
         assert reaches(name, "jaeger", 4318), name
     assert not reaches("gateway", "jaeger", 4318)
     assert not reaches("client", "jaeger", 16686)
-    assert reaches("prometheus", "alertmanager", 9093)
-    assert not reaches("order-service", "alertmanager", 9093)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from scripts.bench.measure import cpu_seconds, metric, peak_memory, settle  # no
 from scripts.bench_import import admin_token, csv_rows, record, timed_import  # noqa: E402
 from scripts.stack import insert_accounts, jwt_secret, token_for  # noqa: E402
 from scripts.verify import verify  # noqa: E402
+from shared_runtime.registry import SERVICES  # noqa: E402
 
 GATEWAY = "http://127.0.0.1:8080"
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -66,7 +67,8 @@ def set_gateway_rate(rate: str) -> None:
 
 
 def cache_counts() -> tuple[float, float]:
-    text = httpx.get("http://127.0.0.1:5002/metrics").text
+    # The dev stack's first product_service process, on its internal port (where /metrics is).
+    text = httpx.get(f"{SERVICES['product_service'].internal_url()}/metrics").text
     hits = metric(text, "cache_requests_total", {"result": "hit"})
     misses = metric(text, "cache_requests_total", {"result": "miss"})
     return hits, misses

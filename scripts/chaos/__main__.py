@@ -1,6 +1,6 @@
 """`make chaos`: the order saga under faults, with its invariants checked after each one.
 
-It starts a stack of its own ("chaos": gateway :28080, services :25001-25006, databases
+It starts a stack of its own ("chaos": gateway :28080, services :25001-25106, databases
 *_chaos, RabbitMQ vhost ecommerce_chaos, Redis db 13), creates products as an admin, and runs
 each scenario under a steady order load: customers fill a cart and POST /orders with an
 Idempotency-Key (the same key again on a 5xx or a broken connection), with good and declined

@@ -12,6 +12,7 @@ import httpx
 from playwright.async_api import expect
 
 from tests.e2e.browser import ORIGIN, photographed, signed_in
+from tests.e2e.test_accounts import link_token, login, register
 from tests.e2e.test_orders import ADDRESS, new_product, order, settled
 from tests.support import new_accounts
 
@@ -150,3 +151,47 @@ async def test_the_pages_are_the_gateways_and_unknown_paths_stay_json(stack):
         for path in ["/nope", "/admin.php", "/api/v1/nope"]:
             answer = await client.get(path)
             assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+
+
+async def test_a_forgotten_password_and_a_verification_link_in_the_browser(page, gateway):
+    email = f"forgot-{uuid.uuid4().hex[:8]}@example.com"
+    user = await register(gateway, email)
+
+    # The link of the verification e-mail: the page posts its token, the notice goes.
+    await signed_in(page, {"Authorization": f"Bearer {await login(gateway, email)}"})
+    await page.goto("/")
+    await expect(page.get_by_text("Your e-mail address is not verified yet")).to_be_visible()
+    await page.get_by_role("button", name="Send the link again").click()
+    await expect(page.get_by_role("status")).to_have_text("We sent it again.")
+    await photographed(page, "unverified")
+    token = await link_token(user["id"], "EmailVerificationRequested")
+    await page.goto(f"/verify-email#token={token}")
+    await expect(page.get_by_role("status")).to_contain_text("your e-mail address is verified")
+    await expect(page.get_by_text("Your e-mail address is not verified yet")).to_have_count(0)
+    await photographed(page, "verified")
+    await page.get_by_role("button", name="Log out").click()
+
+    # A forgotten password: asked for from the login page, set from the e-mail's link, once.
+    await page.goto("/login")
+    await page.get_by_role("link", name="Forgot your password?").click()
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_role("button", name="Send me a link").click()
+    await expect(page.get_by_role("status")).to_contain_text("If an account has this address")
+    await photographed(page, "forgot-password")
+    token = await link_token(user["id"], "PasswordResetRequested")
+    await page.goto(f"/reset-password#token={token}")
+    await page.get_by_label("New password", exact=True).fill("a-new-horse-9")
+    await page.get_by_label("The new password again").fill("a-new-horse-8")
+    await page.get_by_role("button", name="Set the password").click()
+    await expect(page.get_by_role("alert")).to_have_text("The two passwords differ.")
+    await page.get_by_label("The new password again").fill("a-new-horse-9")
+    await page.get_by_role("button", name="Set the password").click()
+    await expect(page.get_by_role("status")).to_contain_text("Your password is set")
+    await photographed(page, "reset-password")
+    await page.goto("/")
+    await page.goto(f"/reset-password#token={token}")  # the same link again, opened anew
+    await page.get_by_label("New password", exact=True).fill("another-horse-7")
+    await page.get_by_label("The new password again").fill("another-horse-7")
+    await page.get_by_role("button", name="Set the password").click()
+    await expect(page.get_by_role("alert")).to_contain_text("already used")
+    await login(gateway, email, "a-new-horse-9")

@@ -38,10 +38,14 @@ def migrated() -> None:
 
 
 def user_settings(**overrides: Any) -> UserSettings:
+    """user_service in-process. Its events go to an exchange no queue is bound to: a test's
+    registrations never reach the notification_service of another test (or its fake SendGrid);
+    the tests read what it emitted from its outbox."""
     values = {
         "database_url": database_url("users_test"),
         "redis_url": REDIS_URL,
         "amqp_url": AMQP_URL,
+        "events_exchange": "test.user_service.unrouted",
         "service_name": "user_service",
     } | overrides
     return UserSettings(**values)

@@ -5,6 +5,7 @@ import { CartPage } from "./pages/Cart";
 import { Catalog } from "./pages/Catalog";
 import { Checkout } from "./pages/Checkout";
 import { Login, Register } from "./pages/Account";
+import { ForgotPassword, ResetPassword, UnverifiedNotice, VerifyEmail } from "./pages/Links";
 import { NotFound } from "./pages/NotFound";
 import { OrderPage } from "./pages/Order";
 import { OrderHistory } from "./pages/Orders";
@@ -55,6 +56,7 @@ export function App() {
         </nav>
       </header>
       <main id="main" ref={main} tabIndex={-1}>
+        <UnverifiedNotice />
         <Routes>
           <Route path="/" element={<Catalog />} />
           <Route path="/products/:productId" element={<ProductPage />} />
@@ -64,6 +66,9 @@ export function App() {
           <Route path="/orders/:orderId" element={<OrderPage />} />
           <Route path="/login" element={<Login />} />
           <Route path="/register" element={<Register />} />
+          <Route path="/verify-email" element={<VerifyEmail />} />
+          <Route path="/forgot-password" element={<ForgotPassword />} />
+          <Route path="/reset-password" element={<ResetPassword />} />
           <Route path="/admin" element={<AdminOrders />} />
           <Route path="/admin/orders/:orderId" element={<AdminOrder />} />
           <Route path="/admin/products" element={<AdminProducts />} />

@@ -10,6 +10,8 @@ type Auth = {
   ready: boolean;
   login: (email: string, password: string) => Promise<void>;
   logout: () => void;
+  /** Read the account again (after it changed: its address verified). */
+  refresh: () => Promise<void>;
 };
 
 const AuthContext = createContext<Auth | null>(null);
@@ -52,7 +54,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, []);
 
   return (
-    <AuthContext.Provider value={{ account, ready, login, logout }}>{children}</AuthContext.Provider>
+    <AuthContext.Provider value={{ account, ready, login, logout, refresh: load }}>
+      {children}
+    </AuthContext.Provider>
   );
 }
 

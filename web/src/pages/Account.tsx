@@ -38,6 +38,9 @@ export function Login() {
         </button>
       </form>
       <p>
+        <Link to="/forgot-password">Forgot your password?</Link>
+      </p>
+      <p>
         New here? <Link to={`/register?${params.toString()}`}>Create an account</Link>.
       </p>
     </>
@@ -73,6 +76,7 @@ export function Register() {
       <h1>Create an account</h1>
       <form className="stacked" onSubmit={submit}>
         <Field label="Full name" name="fullName" autoComplete="name" required maxLength={200} />
+        <p className="hint">We send a link to your e-mail address to check it is yours.</p>
         <Field label="E-mail" name="email" type="email" autoComplete="email" required />
         <Field
           label="Password"

@@ -108,6 +108,9 @@ class ErasureSweeper:
         self.bus = bus
         self.retries_run_out_s = sum(retry_delays_ms) / 1000 + SETTLE_S
         self._tasks: set[asyncio.Task[None]] = set()
+        # One sweep at a time in this process: a sweep holds every message it passes over
+        # until its end, and another sweep would not see them.
+        self._one_at_a_time = asyncio.Lock()
 
     def handler(self, own: Handler | None) -> Handler:
         async def on_user_deleted(
@@ -132,7 +135,8 @@ class ErasureSweeper:
         for wait_s in (0.0, self.retries_run_out_s):
             await asyncio.sleep(wait_s)
             try:
-                replaced = await scrub(self.bus.connection, self.queues, user_id)
+                async with self._one_at_a_time:
+                    replaced = await scrub(self.bus.connection, self.queues, user_id)
             except Exception as exc:
                 log.warning("erasure_sweep_failed", error=repr(exc))
                 continue

@@ -52,9 +52,11 @@ async def find_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == domain.normalise_email(email)))
 
 
-async def account(session: AsyncSession, user_id: uuid.UUID) -> User:
-    """The caller's own account (their token may outlive it)."""
-    user = await session.get(User, user_id)
+async def account(session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False) -> User:
+    """The caller's own account (their token may outlive it); with ``lock``, its row locked
+    to the commit, so a change decided on what was read (a password checked, then replaced)
+    is not decided twice at once on the same old state."""
+    user = await session.get(User, user_id, with_for_update=lock)
     if user is None:
         raise domain.AccountNotFound("This account no longer exists.")
     return user
@@ -211,7 +213,7 @@ async def change_password(
     ip: str,
 ) -> User:
     """Set a new password; every token signed before it is revoked (the version moves on)."""
-    user = await account(session, user_id)
+    user = await account(session, user_id, lock=True)
     await confirm_password(throttle, user, current, ip)
     user.password_hash = await hash_password(new)
     await revoke_tokens(session, token_states, user, "password_changed")
@@ -256,7 +258,7 @@ async def delete_account(
     """The customer's own erasure: the account goes, UserDeleted tells every other service to
     erase or anonymise what it holds, and this database keeps nothing of the person (their
     UserRegistered in the outbox is anonymised too)."""
-    user = await account(session, user_id)
+    user = await account(session, user_id, lock=True)
     await confirm_password(throttle, user, password, ip)
     await session.delete(user)
     await erase_from_outbox(session, user.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as redis
 import structlog
@@ -54,6 +54,8 @@ class Attempt:
     email: str
     ip: str
     counted: bool = True
+    # This attempt's place in each count (1: the first): the one that reaches a limit locks it.
+    places: dict[str, int] = field(default_factory=dict)
 
 
 class LoginThrottle:
@@ -61,8 +63,9 @@ class LoginThrottle:
     account; ``domain.admit_attempt`` decides from the counts (docs/ARCHITECTURE.md,
     "Throttling logins").
 
-    An attempt is counted before its password is checked (one atomic increment, then the
-    comparison), so parallel guesses all count; a right password gives its count back.
+    An attempt is counted before its password is checked, in every count (one atomic
+    increment each, then the comparison), so parallel guesses all count, and all count for the
+    account guessed at from many addresses too; a right password gives its counts back.
 
     If Redis is unreachable the throttle lets logins through and says so in the log:
     a Redis outage must not lock every customer out.
@@ -94,30 +97,33 @@ class LoginThrottle:
         window = self.limits.window_s
         try:
             async with self.client.pipeline(transaction=True) as pipe:
-                for kind in ("account_ip", "ip"):
+                for kind in ("account_ip", "ip", "account"):
                     pipe.incr(keys[kind])
                     pipe.expire(keys[kind], window, nx=True)
                     pipe.ttl(keys[kind])
-                pipe.get(keys["account"])
                 pipe.sismember(keys["known_ips"], ip)
                 values = await pipe.execute()
         except redis.RedisError as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))
             return Attempt(email, ip, counted=False)
+        places = {"account_ip": int(values[0]), "ip": int(values[3]), "account": int(values[6])}
         counts = domain.AttemptCounts(
-            account_ip=domain.FailureCount(int(values[0]), int(values[2])),
-            ip=domain.FailureCount(int(values[3]), int(values[5])),
-            account_failures=int(values[6] or 0),
-            known_ip=bool(values[7]),
+            account_ip=domain.FailureCount(places["account_ip"], int(values[2])),
+            ip=domain.FailureCount(places["ip"], int(values[5])),
+            account_failures=places["account"] - 1,  # the attempts before this one
+            known_ip=bool(values[9]),
         )
         try:
             spacing = domain.admit_attempt(counts, self.limits)
             if spacing:
                 await self._wait_turn(keys["turn"], spacing)
         except domain.TooManyAttempts:
-            await self._give_back(keys)
+            await self._give_back(keys, "account_ip", "ip", "account")
             raise
-        return Attempt(email, ip)
+        if places["account"] == self.limits.slow_after + 1:  # once per account and window
+            ACCOUNTS_UNDER_ATTACK.inc()
+            log.warning("login_account_under_attack", failures=self.limits.slow_after)
+        return Attempt(email, ip, places=places)
 
     async def _wait_turn(self, key: str, spacing_s: float) -> None:
         max_wait_ms = int(self.limits.max_wait_s * 1000)
@@ -136,38 +142,27 @@ class LoginThrottle:
             LOGINS_THROTTLED.labels("account_wait").inc()
             await asyncio.sleep(wait_ms / 1000)
 
-    async def _give_back(self, keys: dict[str, str]) -> None:
+    async def _give_back(self, keys: dict[str, str], *kinds: str) -> None:
         try:
-            await self._refund([keys["account_ip"], keys["ip"]])
+            await self._refund([keys[kind] for kind in kinds])
         except redis.RedisError as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))
 
     async def failed(self, attempt: Attempt) -> None:
-        """The password was wrong: the attempt stays counted, the account's failures from
-        everywhere grow, and a count that reached its limit is locked, longer each time."""
+        """The password was wrong: the attempt stays counted, and a count this attempt brought
+        to its limit is locked, longer each time (once per crossing, however many attempts
+        were under way)."""
         if not attempt.counted:
             return
         keys = self.keys(attempt.email, attempt.ip)
+        limits = {"account_ip": self.limits.per_account_ip, "ip": self.limits.per_ip}
         try:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.incr(keys["account"])
-                pipe.expire(keys["account"], self.limits.window_s, nx=True)
-                pipe.get(keys["account_ip"])
-                pipe.get(keys["ip"])
-                account, _, account_ip, ip = await pipe.execute()
-            for kind, count, limit in (
-                ("account_ip", account_ip, self.limits.per_account_ip),
-                ("ip", ip, self.limits.per_ip),
-            ):
-                if int(count or 0) >= limit:
+            for kind, limit in limits.items():
+                if attempt.places.get(kind) == limit:
                     await self._lock(keys[kind])
                     LOGINS_THROTTLED.labels(kind).inc()
         except redis.RedisError as exc:
             log.warning("login_throttle_unavailable", error=repr(exc))
-            return
-        if int(account) == self.limits.slow_after:
-            ACCOUNTS_UNDER_ATTACK.inc()
-            log.warning("login_account_under_attack", failures=int(account))
 
     async def _lock(self, key: str) -> None:
         strikes_key = f"{key}:strikes"
@@ -184,10 +179,7 @@ class LoginThrottle:
         if not attempt.counted:
             return
         keys = self.keys(attempt.email, attempt.ip)
-        try:
-            await self._refund([keys["ip"]])
-        except redis.RedisError as exc:
-            log.warning("login_throttle_unavailable", error=repr(exc))
+        await self._give_back(keys, "ip", "account")
         await self.forgive(attempt.email, attempt.ip)
 
     async def forgive(self, email: str, ip: str) -> None:

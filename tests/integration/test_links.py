@@ -239,3 +239,28 @@ async def test_nothing_the_registrant_typed_goes_to_an_unverified_address(sendgr
     assert json.dumps(sendgrid.requests[0]["json"]["personalizations"][0]["to"]) == json.dumps(
         [{"email": email}]
     )
+
+
+async def test_two_password_changes_at_once_are_decided_one_after_the_other(users):
+    """Each change checks the current password on the locked row: the second one is checked
+    against the password the first one set, so the token it would return cannot survive the
+    first change's revocation."""
+    user = await register(users)
+    headers = await bearer(users, user["email"])
+    answers = await asyncio.gather(
+        *(
+            users.put(
+                "/users/me/password",
+                json={"currentPassword": PASSWORD, "newPassword": f"new-password-{n}"},
+                headers=headers,
+            )
+            for n in range(2)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 403]
+    [won] = [a for a in answers if a.status_code == 200]
+    revocations = await outbox_events(users.app, user["id"], "UserTokensRevoked")
+    assert len(revocations) == 1
+    assert (await users.get("/users/me", headers=headers)).status_code == 401
+    fresh = {"Authorization": f"Bearer {won.json()['accessToken']}"}
+    assert (await users.get("/users/me", headers=fresh)).status_code == 200

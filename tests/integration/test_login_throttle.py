@@ -129,9 +129,11 @@ async def test_an_account_guessed_at_from_many_addresses_is_slowed_not_locked(us
     alerts = _under_attack()
     for n in range(3):
         assert (await login(user_service, email, "guess", f"203.0.113.{50 + n}")).status_code == 401
-    assert _under_attack() == alerts + 1
-    # Now each new address's check takes a turn, 20 s apart: one is checked...
+    assert _under_attack() == alerts
+    # Now each new address's check takes a turn, 20 s apart: one is checked (and the pattern
+    # is said, once)...
     assert (await login(user_service, email, "guess", "203.0.113.60")).status_code == 401
+    assert _under_attack() == alerts + 1
     # ...the next is told when its turn comes, whatever its password.
     for password in ("guess", PASSWORD):
         held = await login(user_service, email, password, "203.0.113.61")
@@ -139,3 +141,37 @@ async def test_an_account_guessed_at_from_many_addresses_is_slowed_not_locked(us
         assert 1 <= int(held.headers["Retry-After"]) <= 20
     # The owner, from home, is not held at all.
     assert (await login(user_service, email, PASSWORD, "192.0.2.1")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "user_service",
+    [{"login_account_slow_after": 3, "login_account_delay_s": 20, "login_max_wait_s": 0}],
+    indirect=True,
+)
+async def test_guesses_sent_at_once_from_many_addresses_all_count_for_the_account(user_service):
+    """Each attempt counts for the account before its password is checked: a burst from many
+    addresses gets the threshold's checks and one turn, not one check per address."""
+    email = await registered(user_service)
+    answers = await asyncio.gather(
+        *(login(user_service, email, f"guess-{n}", f"198.18.0.{n}") for n in range(1, 21))
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(401) <= 4  # three before the threshold, then one turn
+    assert statuses.count(429) >= 16
+
+
+@pytest.mark.parametrize(
+    "user_service",
+    [{"login_failures_per_account_ip": 3, "login_failure_window_s": 100}],
+    indirect=True,
+)
+async def test_a_burst_that_reaches_a_limit_locks_it_once(user_service):
+    email = await registered(user_service)
+    redis = user_service.app.state.redis
+    key = LoginThrottle.keys(email, "203.0.113.90")["account_ip"]
+    answers = await asyncio.gather(
+        *(login(user_service, email, "nope", "203.0.113.90") for _ in range(10))
+    )
+    assert sorted(a.status_code for a in answers) == [401] * 3 + [429] * 7
+    assert int(await redis.get(f"{key}:strikes")) == 1  # one lockout, not one per failure
+    assert 90 < await redis.ttl(key) <= 100

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cart_service.schemas import Cart, CartLine
-from shared_core.errors import Conflict, Invalid, NotFound, Unavailable
+from shared_core.errors import Conflict, Invalid, NotFound, Unauthenticated, Unavailable
 from shared_core.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 
 # What the atomic change of a line answers instead of the new quantity when it refuses.
 QUANTITY_LIMIT, CART_FULL, OUT_OF_STOCK = -1, -2, -3
+# The cart holds lines of another currency (added by a change racing this one), or its
+# owner's account was erased: the change is not made.
+CURRENCY_MISMATCH, ACCOUNT_ERASED = -4, -5
 
 
 class ProductNotFound(NotFound):
@@ -43,6 +46,10 @@ class QuantityLimit(Invalid):
 
 class CartFull(Invalid):
     code = "cart_full"
+
+
+class AccountErased(Unauthenticated):
+    code = "token_revoked"
 
 
 class NotInCart(NotFound):
@@ -152,6 +159,14 @@ def check_outcome(outcome: int, current: int, product: ProductInfo) -> int:
         raise CartFull(
             f"A cart holds at most {MAX_CART_LINES} different products.",
             {"maxLines": MAX_CART_LINES},
+        )
+    if outcome == ACCOUNT_ERASED:
+        raise AccountErased("This account no longer exists.")
+    if outcome == CURRENCY_MISMATCH:
+        raise CurrencyMismatch(
+            f"The cart holds products in another currency; {product.name} is priced in "
+            f"{product.currency}.",
+            {"productCurrency": product.currency},
         )
     if outcome == OUT_OF_STOCK:
         raise OutOfStock(

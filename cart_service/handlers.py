@@ -25,7 +25,7 @@ def build_handlers(app: FastAPI) -> dict[type[Event], Handler]:
 
     async def on_user_deleted(_: Any, event: UserDeleted, context: EventContext) -> None:
         """The account is gone: so is its cart (its lines name products, nothing personal
-        stays)."""
-        await carts.clear(event.user_id)
+        stays), and none is made again by a request whose token was still taken."""
+        await carts.erase(event.user_id)
 
     return {OrderCreated: on_order_created, UserDeleted: on_user_deleted}

@@ -25,6 +25,9 @@ from shared_core.fields import MAX_CART_LINES, MAX_LINE_QUANTITY
 from shared_runtime.peers import PeerClient, PeerResponse, PeerUnavailable
 
 CART_TTL_S = 7 * 24 * 3600
+# How long an erased account's cart stays refused: longer than a revoked token is taken
+# anywhere (AUTH_STALE_S, 600 s, while user_service cannot answer).
+ERASED_MARK_S = 900
 PRODUCT_PEER = "product_service"
 
 # Remove what an order took from the cart, once per event (atomic: dedupe and change).
@@ -37,12 +40,19 @@ end
 return 1
 """
 
-# Change one line atomically, within the limits. KEYS: the cart. ARGV: product id, quantity,
-# "add" or "set", max per line, max lines, available stock, TTL. Returns {outcome, current}:
-# outcome the new quantity, or a negative refusal (domain.QUANTITY_LIMIT, CART_FULL,
-# OUT_OF_STOCK); current the quantity before.
+# Change one line atomically, within the limits. KEYS: the cart, its currency, its owner's
+# erasure mark. ARGV: product id, quantity, "add" or "set", max per line, max lines, available
+# stock, TTL, the product's currency. Returns {outcome, current}: outcome the new quantity, or
+# a negative refusal (domain.QUANTITY_LIMIT, CART_FULL, OUT_OF_STOCK, CURRENCY_MISMATCH,
+# ACCOUNT_ERASED); current the quantity before. The cart's currency is kept beside it, so two
+# products of two currencies added at once cannot both pass.
 _CHANGE_LINE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {-5, 0} end
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local others = redis.call('HLEN', KEYS[1])
+if current > 0 then others = others - 1 end
+local currency = redis.call('GET', KEYS[2])
+if others > 0 and currency and currency ~= ARGV[8] then return {-4, current} end
 local wanted = tonumber(ARGV[2])
 if ARGV[3] == 'add' then wanted = wanted + current end
 if wanted > tonumber(ARGV[4]) then return {-1, current} end
@@ -50,12 +60,22 @@ if current == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then return
 if wanted > tonumber(ARGV[6]) then return {-3, current} end
 redis.call('HSET', KEYS[1], ARGV[1], wanted)
 redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('SET', KEYS[2], ARGV[8], 'EX', ARGV[7])
 return {wanted, current}
 """
 
 
 def cart_key(user_id: uuid.UUID) -> str:
     return f"cart:{user_id}"
+
+
+def currency_key(user_id: uuid.UUID) -> str:
+    """The currency of the cart's lines (a cart is paid in one)."""
+    return f"cart-currency:{user_id}"
+
+
+def erased_key(user_id: uuid.UUID) -> str:
+    return f"cart-erased:{user_id}"
 
 
 def _snapshot_key(product_id: uuid.UUID) -> str:
@@ -145,7 +165,7 @@ class Carts:
         products = await self.products(list(dict.fromkeys([product_id, *in_cart])))
         info = domain.check_change(product_id, products, in_cart)
         outcome, current = await self._change(
-            keys=[cart_key(user_id)],
+            keys=[cart_key(user_id), currency_key(user_id), erased_key(user_id)],
             args=[
                 str(product_id),
                 quantity,
@@ -154,6 +174,7 @@ class Carts:
                 MAX_CART_LINES,
                 info.available_quantity,
                 self.ttl_s,
+                info.currency,
             ],
         )
         domain.check_outcome(outcome, current, info)
@@ -175,7 +196,15 @@ class Carts:
             raise domain.NotInCart("This product is not in the cart.")
 
     async def clear(self, user_id: uuid.UUID) -> None:
-        await self.redis.delete(cart_key(user_id))
+        await self.redis.delete(cart_key(user_id), currency_key(user_id))
+
+    async def erase(self, user_id: uuid.UUID) -> None:
+        """The account is gone: its cart, and for as long as a token of it may still be taken
+        somewhere (``ERASED_MARK_S``), no new one."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(cart_key(user_id), currency_key(user_id))
+            pipe.set(erased_key(user_id), "1", ex=ERASED_MARK_S)
+            await pipe.execute()
 
     async def remove_ordered(
         self, event_id: uuid.UUID, user_id: uuid.UUID, lines: list[tuple[uuid.UUID, int]]

@@ -118,16 +118,20 @@ async def replay_parked(
 
     A message leaves the parking queue only after the broker confirmed it was routed to the
     service queue (a mandatory publish, confirmed); one it could not route stays parked, and
-    the replay stops there.
+    the replay stops there. At most the messages parked when it began are taken: one that
+    fails again at once and is parked anew waits for the next replay (else it would be
+    replayed for ever).
     """
     connection = await aio_pika.connect(amqp_url)
     moved = 0
     try:
-        await _require_queues(connection, service)
+        parked = await _require_queues(connection, service)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         queue = await channel.get_queue(parked_queue_name(service), ensure=False)
         skipped = []
-        while limit is None or moved < limit:
+        for _ in range(parked):
+            if limit is not None and moved >= limit:
+                break
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 break

@@ -22,6 +22,11 @@ PG = os.environ.get("TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/ecommerce_test")
 AMQP_VHOST = AMQP_URL.rsplit("/", 1)[-1] or "/"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Where the integration tests' user_service publishes: an exchange no queue is bound to, so no
+# registration of one test (its verification e-mail) reaches another test's notification
+# service; the tests read what user_service emitted from its outbox. Every user_service on the
+# users_test database must publish there: any of them may publish what another wrote.
+UNROUTED_EXCHANGE = "test.user_service.unrouted"
 
 T = TypeVar("T")
 

@@ -232,10 +232,13 @@ async def test_an_erased_persons_parked_messages_are_anonymised(gateway):
                     found.append(json.loads(message.body))
         return found
 
+    # Looked at once a second: a look holds the parked messages for its moment, and a sweep
+    # passing then misses them until its second pass (the retries' delays later).
     bodies = await eventually(
         parked_bodies,
         until=lambda found: len(found) == 2 and all(b["email"] == ERASED_EMAIL for b in found),
-        timeout=15,
+        timeout=45,
+        interval=1.0,
         what="the parked copies anonymised",
     )
     assert {b["fullName"] for b in bodies} == {"(erased)"}

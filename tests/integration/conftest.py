@@ -31,6 +31,7 @@ from tests.support import (
     AMQP_URL,
     REDIS_URL,
     ROOT,
+    UNROUTED_EXCHANGE,
     Served,
     database_url,
     free_port,
@@ -153,6 +154,7 @@ async def user_service() -> AsyncIterator[str]:
         database_url=database_url(USERS_DATABASE),
         redis_url=REDIS_URL,
         amqp_url=AMQP_URL,
+        events_exchange=UNROUTED_EXCHANGE,
         internal_port=port,
     )
     server = Served(lambda: create_user_app(settings), port)

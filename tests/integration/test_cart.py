@@ -400,3 +400,40 @@ async def test_a_cart_bigger_than_the_limit_still_reads_in_bounded_calls(
     body = reads[0].json()
     assert len(body["items"]) == 100 and body["total"] == "500.00"
     assert await app.state.redis.hlen(cart_key(owner)) == 100  # the gone lines left
+
+
+async def test_products_of_two_currencies_added_at_once_never_share_a_cart(
+    cart, product_server, admin, customer
+):
+    """The cart's currency is checked against the lines the change saw; a line that came in
+    meanwhile makes the change look again, so one of the two is refused."""
+    _, client = cart
+    for _ in range(5):
+        euros = await add_product(product_server, admin, currency="EUR")
+        dollars = await add_product(product_server, admin, currency="USD")
+        assert (await client.delete("/cart", headers=customer)).status_code == 204
+        added = await asyncio.gather(
+            *(
+                client.post("/cart/items", json={"productId": p["id"]}, headers=customer)
+                for p in (euros, dollars)
+            )
+        )
+        assert sorted(a.status_code for a in added) == [201, 409], [a.text for a in added]
+        refused = next(a for a in added if a.status_code == 409)
+        assert error_of(refused)["code"] == "currency_mismatch"
+        body = (await client.get("/cart", headers=customer)).json()
+        assert len(body["items"]) == 1
+
+
+async def test_an_erased_accounts_cart_is_not_made_again(cart, product_server, admin, customer):
+    """UserDeleted empties the cart; a request whose token was still taken somewhere cannot
+    fill a new one for the erased person."""
+    app, client = cart
+    teapot = await add_product(product_server, admin)
+    me = (await client.get("/cart", headers=customer)).json()
+    assert me["items"] == []
+    user_id = uuid.UUID(jwt.get_unverified_claims(customer["Authorization"][7:])["sub"])
+    await app.state.carts.erase(user_id)
+    refused = await client.post("/cart/items", json={"productId": teapot["id"]}, headers=customer)
+    assert refused.status_code == 401 and error_of(refused)["code"] == "token_revoked"
+    assert not await app.state.redis.exists(cart_key(user_id))

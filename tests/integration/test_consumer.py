@@ -416,3 +416,25 @@ async def _queue_depth(queue: str) -> int:
         if len(parts) == 2 and parts[0] == queue:
             return int(parts[1])
     return 0
+
+
+async def test_a_replay_of_a_message_that_fails_at_once_ends(bus, sessionmaker, names):
+    """A replayed message parked again at once (it still fails) waits for the next replay:
+    a replay of everything takes what was parked when it began, and ends."""
+
+    async def handler(session, event, context):
+        raise ValueError("always fails")
+
+    service = names["service"]
+    consumer = consumer_for(bus, sessionmaker, service, handler, max_attempts=1)
+    await consumer.start()
+    try:
+        for _ in range(30):
+            await publish(bus, registered())
+        await eventually(lambda: list_parked(AMQP_URL, service), until=lambda p: len(p) == 30)
+        done = await asyncio.wait_for(replay_parked(AMQP_URL, service), 20)
+        assert done.moved == 30  # not the copies parked again while it ran
+        # Handled again, failed again, parked again: there for the next replay.
+        await eventually(lambda: list_parked(AMQP_URL, service), until=lambda p: len(p) == 30)
+    finally:
+        await consumer.stop()

@@ -25,6 +25,7 @@ from tests.integration.test_services import (
     FakeSendGrid,
     deliveries_for,
     notification_settings,
+    purge_notification_queue,
     user_settings,
 )
 from tests.support import error_of, eventually, migrate, running
@@ -191,7 +192,8 @@ async def test_password_reset_links_are_throttled_per_address_and_quietly_per_ac
 
 
 @pytest.fixture
-def sendgrid():
+async def sendgrid():
+    await purge_notification_queue()
     fake = FakeSendGrid()
     yield fake
     fake.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aio_pika
 import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
@@ -20,6 +22,7 @@ from tests.fake_api import FakeApi, Reply
 from tests.support import (
     AMQP_URL,
     REDIS_URL,
+    UNROUTED_EXCHANGE,
     database_url,
     error_of,
     eventually,
@@ -38,14 +41,12 @@ def migrated() -> None:
 
 
 def user_settings(**overrides: Any) -> UserSettings:
-    """user_service in-process. Its events go to an exchange no queue is bound to: a test's
-    registrations never reach the notification_service of another test (or its fake SendGrid);
-    the tests read what it emitted from its outbox."""
+    """user_service in-process, publishing to ``UNROUTED_EXCHANGE``."""
     values = {
         "database_url": database_url("users_test"),
         "redis_url": REDIS_URL,
         "amqp_url": AMQP_URL,
-        "events_exchange": "test.user_service.unrouted",
+        "events_exchange": UNROUTED_EXCHANGE,
         "service_name": "user_service",
     } | overrides
     return UserSettings(**values)
@@ -81,8 +82,19 @@ class FakeSendGrid(FakeApi):
         return 202, None, {"X-Message-Id": f"sg-{len(self.requests)}"}
 
 
+async def purge_notification_queue() -> None:
+    """notification_service's queue emptied of what other tests (or an earlier run) left
+    there: only a test's own messages reach its fake SendGrid."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
+            await (await channel.declare_queue("notification_service", passive=True)).purge()
+
+
 @pytest.fixture
-def sendgrid() -> Iterator[FakeSendGrid]:
+async def sendgrid() -> AsyncIterator[FakeSendGrid]:
+    await purge_notification_queue()
     fake = FakeSendGrid(failures_before_success=2)
     yield fake
     fake.close()
